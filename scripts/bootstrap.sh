@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the system packages verb's build and tests need, only those missing.
+# The test command (scripts/test.sh) runs this first, so CI and a newcomer take the same path.
+set -euo pipefail
+
+need=()
+command -v cc >/dev/null 2>&1 || need+=(gcc)
+# Python headers: pyenv/python.org builds ship them; Debian's python3 needs python3-dev.
+python3 - <<'PY' || need+=(python3-dev)
+import os, sysconfig, sys
+sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)
+PY
+[ -e /usr/include/zlib.h ] || need+=(zlib1g-dev)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+
+if [ ${#need[@]} -gt 0 ]; then
+    echo "bootstrap: installing ${need[*]}"
+    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+    if command -v apt-get >/dev/null 2>&1; then
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+        echo "bootstrap: please install: ${need[*]} (no apt-get on this system)" >&2
+        exit 1
+    fi
+fi
