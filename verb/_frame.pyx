@@ -373,9 +373,14 @@ cdef class FrameParser:
                 # Validated piece by piece as it arrived; only the end state is left to check.
                 if self._utf8_state != VERB_UTF8_ACCEPT:
                     return self._fail(CLOSE_INVALID_DATA, "text message ends inside a code point")
-            elif not _is_utf8(data, n):
-                return self._fail(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message")
-            payload = PyUnicode_DecodeUTF8(<const char *>data, n, NULL)
+                payload = PyUnicode_DecodeUTF8(<const char *>data, n, NULL)
+            else:
+                # CPython's decoder is strict UTF-8 (no surrogates, overlongs or > U+10FFFF):
+                # one pass both validates and decodes.
+                try:
+                    payload = PyUnicode_DecodeUTF8(<const char *>data, n, NULL)
+                except UnicodeDecodeError:
+                    return self._fail(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message")
         else:
             payload = PyBytes_FromStringAndSize(<const char *>data, n)
         self._reset_message()
