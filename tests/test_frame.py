@@ -463,3 +463,29 @@ def test_differential_against_oracle(data):
     assert oracle.normalize(got) == expected
     assert oracle.normalize(_frame.parse(stream, server=server, max_payload_length=limit)) == \
         expected
+
+
+def test_rsv1_on_control_and_continuation_frames_closes_1002():
+    assert error_code(build_frame(9, b"", rsv=4, key=KEY)) == 1002
+    data = build_frame(2, b"a", fin=False, key=KEY) + build_frame(0, b"b", rsv=4, key=KEY)
+    assert error_code(data) == 1002
+
+
+def test_base_handler_ignores_every_event():
+    parser = _frame.FrameParser(_frame.FrameHandler())
+    for frame in (build_frame(1, b"t", key=KEY), build_frame(2, b"b", key=KEY),
+                  build_frame(9, b"", key=KEY), build_frame(10, b"", key=KEY),
+                  build_frame(8, b"", key=KEY)):
+        parser.feed(frame)
+    assert parser.closed and not parser.failed
+
+
+def test_feed_inplace_unmasks_the_buffer_itself():
+    buffer = bytearray(build_frame(2, b"payload", key=KEY))
+    collector = _frame.EventCollector()
+    _frame.FrameParser(collector).feed_inplace(buffer)
+    assert collector.events == [BinaryMessage(b"payload")]
+    assert buffer.endswith(b"payload")  # unmasked where it lay: no copy was made
+    _frame.FrameParser(collector).feed_inplace(bytearray())
+    with pytest.raises((TypeError, ValueError, BufferError)):
+        _frame.FrameParser(collector).feed_inplace(b"read-only bytes")
