@@ -723,6 +723,43 @@ def test_mixed_text_damaged_at_every_position(bad):
         check_fail_fast_chunks(data, expect)
 
 
+ASCII_RUN = b"A long run of plain ASCII text, as fast paths skip it in big steps. " * 5
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"\x80", b"\xc1", b"\xe2\x82", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xff", "€".encode()],
+    ids=lambda b: b.hex(),
+)
+def test_ascii_run_with_one_sequence_at_every_position(bad):
+    """A long ASCII run with a sequence (invalid, incomplete or valid) at every position."""
+    for i in range(len(ASCII_RUN)):
+        data = ASCII_RUN[:i] + bad + ASCII_RUN[i:]
+        expect = reference(data)
+        check_whole(data, expect)
+        check_fail_fast_chunks(data, expect)
+        check_whole(ASCII_RUN[:i] + bad, reference(ASCII_RUN[:i] + bad))
+
+
+def test_sequence_interrupted_by_ascii():
+    """A sequence cut by ASCII and finished after it: invalid at the first ASCII byte, wherever
+    the pieces fall relative to blocks (a fast path must not skip ASCII inside a sequence)."""
+    for part, rest in [
+        (b"\xc3", b"\xa9"),
+        (b"\xe2", b"\x82\xac"),
+        (b"\xe2\x82", b"\xac"),
+        (b"\xf0", b"\x9f\x98\x80"),
+        (b"\xf0\x9f", b"\x98\x80"),
+        (b"\xf0\x9f\x98", b"\x80"),
+    ]:
+        assert reference(part + rest) == VALID
+        for before in range(40):
+            for gap in range(1, 40):
+                data = b"a" * before + part + b"b" * gap + rest
+                check_whole(data, before + len(part))
+                check_fail_fast_chunks(data, before + len(part))
+
+
 def test_mixed_text_truncated_at_every_position():
     for i in range(len(MIXED) + 1):
         expect = reference(MIXED[:i])
