@@ -437,10 +437,27 @@ def test_accepts_bytes_like(wrap):
     assert v.complete
 
 
+@pytest.mark.parametrize("wrap", [bytes, bytearray, memoryview], ids=lambda t: t.__name__)
+@pytest.mark.parametrize("size", [(1 << 16) - 1, 1 << 16, 1 << 17])
+def test_large_bytes_like(wrap, size):
+    """Around the size from which the GIL is released during validation."""
+    text = ("€" * size).encode()[:size]
+    assert validate_utf8(wrap(text)) is (size % 3 == 0)
+    v = Utf8Validator()
+    assert v.feed(wrap(text)) is True
+    assert v.complete is (size % 3 == 0)
+    assert v.feed(wrap(b"\xff" + text)) is False
+
+
 def test_accepts_a_slice_of_a_memoryview():
     buf = memoryview(b"xx\xe2\x82\xacyy")
     assert validate_utf8(buf[2:5]) is True
     assert validate_utf8(buf[2:4]) is False
+
+
+def test_rejects_a_buffer_that_is_not_contiguous():
+    with pytest.raises(BufferError):
+        validate_utf8(memoryview(b"abcd")[::2])
 
 
 def test_rejects_str():
