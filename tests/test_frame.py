@@ -489,3 +489,34 @@ def test_feed_inplace_unmasks_the_buffer_itself():
     _frame.FrameParser(collector).feed_inplace(bytearray())
     with pytest.raises((TypeError, ValueError, BufferError)):
         _frame.FrameParser(collector).feed_inplace(b"read-only bytes")
+
+
+# ---------------------------------------------------------------------------------------------
+# Kuhn's UTF-8 stress test through the parser: whole frames (CPython's strict decoder), and
+# fragmented one byte per frame (the incremental validator)
+
+from kuhn_cases import KUHN, VALID  # noqa: E402
+
+
+@pytest.mark.parametrize("name,data,expect", KUHN, ids=[case[0] for case in KUHN])
+def test_kuhn_cases_in_text_messages(name, data, expect):
+    single = build_frame(1, data, key=KEY)
+    fragmented = build_frame(1, data[:1], fin=False, key=KEY)
+    fragmented += b"".join(build_frame(0, data[i:i + 1], fin=False, key=KEY)
+                           for i in range(1, len(data)))
+    fragmented += build_frame(0, b"", key=KEY)
+    for stream in (single, fragmented):
+        events = parse_all_ways(stream)
+        if expect == VALID:
+            assert events == [TextMessage(data.decode("utf-8"))]
+        else:
+            assert [type(e) for e in events] == [ProtocolError] and events[0].code == 1007
+    if isinstance(expect, int):
+        # Fail fast: the fragmented stream fails in the frame carrying the first bad byte.
+        collector = _frame.EventCollector()
+        parser = _frame.FrameParser(collector)
+        parser.feed(build_frame(1, data[:1], fin=False, key=KEY))
+        for i in range(1, expect + 1):
+            assert not parser.failed
+            parser.feed(build_frame(0, data[i:i + 1], fin=False, key=KEY))
+        assert parser.failed and parser.close_code == 1007

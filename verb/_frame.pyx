@@ -372,7 +372,7 @@ cdef class FrameParser:
             if buffered:
                 # Validated piece by piece as it arrived; only the end state is left to check.
                 if self._utf8_state != VERB_UTF8_ACCEPT:
-                    return self._fail(CLOSE_INVALID_DATA, "text message ends inside a code point")
+                    return self._fail(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message")
                 payload = PyUnicode_DecodeUTF8(<const char *>data, n, NULL)
             else:
                 # CPython's decoder is strict UTF-8 (no surrogates, overlongs or > U+10FFFF):
