@@ -42,8 +42,8 @@ COMPILER_DIRECTIVES = {
     "linetrace": LINETRACE,
 }
 
-# Modules of the sans-I/O core. Each entry: module name -> extra C sources (none yet).
-EXTENSIONS = ["verb._mask", "verb._utf8", "verb._frame"]
+# The compiled modules: the sans-I/O core, then the connection layer.
+EXTENSIONS = ["verb._mask", "verb._utf8", "verb._frame", "verb._protocol"]
 
 # Per compiler family. Never -march=native: a wheel must run on every CPU of its platform.
 OPT_FLAGS = {

@@ -1,0 +1,1078 @@
+"""Connection layer: an asyncio BufferedProtocol (uvloop or plain asyncio) driving the frame core.
+
+One port serves HTTP/1.1 (httptools) and WebSocket upgrades. Per event loop one `Hub` owns what
+connections share: the read buffer every connection reads into (BufferedProtocol), the
+timeout sweep that serves every connection's handshake, idle and close deadlines, the topic
+registry, the write batch, and the statistics.
+
+Writes are batched: a send appends the frame to its connection's output list and marks the
+connection dirty; the hub writes every dirty connection's frames with one transport call at the
+end of the current read (or, for sends made outside a read, once per loop iteration).
+
+Errors never escape into the event loop: a user handler's exception is caught in
+`ServerWebSocket._call_failed`, goes to the `error` handler or the log, and at worst closes that
+one connection with 1011.
+"""
+
+import asyncio
+import collections
+import logging
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING
+from libc.string cimport memcpy
+
+from verb._frame cimport (
+    CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_NO_STATUS, CLOSE_NORMAL, CLOSE_ABNORMAL,
+    CLOSE_POLICY_VIOLATION, FrameHandler, FrameParser, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG,
+    OP_TEXT, build_frame, is_valid_close_code,
+)
+
+import httptools
+import orjson
+
+from verb import handshake as _handshake
+from verb.http import HTTPError, Headers, Request, Response, error_response
+
+log = logging.getLogger("verb")
+
+cdef extern from "Python.h":
+    const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
+
+# ready_state values, as in the browser API and Bun.
+CONNECTING = 0
+OPEN = 1
+CLOSING = 2
+CLOSED = 3
+
+cdef enum:
+    ST_CONNECTING = 0
+    ST_OPEN = 1
+    ST_CLOSING = 2
+    ST_CLOSED = 3
+
+cdef enum:
+    MODE_HTTP = 0
+    MODE_UPGRADING = 1   # waiting for an async upgrade handler
+    MODE_WEBSOCKET = 2
+    MODE_CLOSED = 3
+
+# Reading pauses when this many events of one connection wait for its async handlers.
+DEF MAX_PENDING_EVENTS = 64
+# Size of the read buffer shared by every connection of a loop.
+DEF READ_BUFFER_SIZE = 256 * 1024
+
+
+cdef class _Handler:
+    """A user handler resolved once: function, how many arguments it takes, sync or async."""
+    cdef object fn
+    cdef int arity
+    cdef bint is_async
+
+    def __cinit__(self, handler):
+        self.fn = handler.fn
+        self.arity = handler.arity
+        self.is_async = handler.is_async
+
+
+cdef inline _Handler _resolve(handler):
+    return None if handler is None else _Handler(handler)
+
+
+cdef inline object _invoke(_Handler h, object a, object b, object c):
+    """Call `h` with as many of (a, b, c) as it accepts."""
+    if h.arity == 1:
+        return h.fn(a)
+    if h.arity == 2:
+        return h.fn(a, b)
+    if h.arity >= 3:
+        return h.fn(a, b, c)
+    return h.fn()
+
+
+cdef class Hub:
+    """What the connections of one server on one event loop share."""
+
+    cdef readonly object loop
+    cdef readonly object options
+    cdef readonly object router
+    cdef readonly object app
+    cdef readonly bint websocket_enabled
+    cdef _Handler h_open, h_message, h_close, h_error, h_drain, h_ping, h_pong, h_upgrade
+    cdef object on_pong_listeners
+
+    cdef readonly set connections
+    cdef readonly set websockets
+    cdef dict topics
+    cdef bytearray _read_buffer
+    cdef object _read_view
+    cdef list _dirty
+    cdef bint _flush_scheduled
+    cdef int _reading  # > 0 while a read is being handled: its flush happens at its end
+    cdef object _sweep_handle
+    cdef double _sweep_interval
+    cdef readonly double now  # loop time at the last sweep: the clock of idle timeouts
+    cdef readonly bint accepting
+
+    # Limits, copied out of the options once.
+    cdef Py_ssize_t max_payload_length
+    cdef Py_ssize_t backpressure_limit
+    cdef bint close_on_backpressure_limit
+    cdef bint publish_to_self
+    cdef double idle_timeout
+    cdef bint send_pings
+    cdef double handshake_timeout
+    cdef double close_timeout
+    cdef object max_connections
+
+    # Statistics.
+    cdef public unsigned long long messages_in, messages_out, bytes_in, bytes_out, dropped
+    cdef public unsigned long long connections_total
+
+    def __cinit__(self, loop, options, handlers, router, app=None):
+        self.loop = loop
+        self.app = app
+        self.options = options
+        self.router = router
+        self.websocket_enabled = handlers is not None
+        if handlers is not None:
+            self.h_open = _resolve(handlers.open)
+            self.h_message = _resolve(handlers.message)
+            self.h_close = _resolve(handlers.close)
+            self.h_error = _resolve(handlers.error)
+            self.h_drain = _resolve(handlers.drain)
+            self.h_ping = _resolve(handlers.ping)
+            self.h_pong = _resolve(handlers.pong)
+            self.h_upgrade = _resolve(handlers.upgrade)
+        self.connections = set()
+        self.websockets = set()
+        self.topics = {}
+        self._read_buffer = bytearray(READ_BUFFER_SIZE)
+        self._read_view = memoryview(self._read_buffer)
+        self._dirty = []
+        self.accepting = True
+        self.max_payload_length = options.max_payload_length
+        self.backpressure_limit = options.backpressure_limit
+        self.close_on_backpressure_limit = options.close_on_backpressure_limit
+        self.publish_to_self = options.publish_to_self
+        self.idle_timeout = options.idle_timeout or 0.0
+        self.send_pings = options.send_pings
+        self.handshake_timeout = options.handshake_timeout
+        self.close_timeout = options.close_timeout
+        self.max_connections = options.max_connections
+        # Sweep often enough to honour the shortest timeout to within a quarter of it.
+        cdef double shortest = min(self.handshake_timeout, self.close_timeout)
+        if self.idle_timeout > 0:
+            shortest = min(shortest, self.idle_timeout / 2)
+        self._sweep_interval = max(0.05, min(1.0, shortest / 4))
+        self._sweep_handle = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self):
+        self.now = self.loop.time()
+        self._sweep_handle = self.loop.call_later(self._sweep_interval, self._sweep)
+
+    def stop_accepting(self):
+        self.accepting = False
+
+    def close_all(self, int code=CLOSE_GOING_AWAY, str reason="server shutting down"):
+        """Close every WebSocket with `code` and every idle HTTP connection."""
+        cdef ConnectionBase conn
+        cdef ServerWebSocket ws
+        for ws in list(self.websockets):
+            ws._close(code, reason)
+        for conn in list(self.connections):
+            if conn.mode != MODE_WEBSOCKET and conn._busy == 0:
+                conn._abort()
+        self._flush()
+
+    def shutdown(self):
+        """Drop every connection at once and stop the sweep."""
+        cdef ConnectionBase conn
+        for conn in list(self.connections):
+            conn._abort()
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+            self._sweep_handle = None
+
+    def pending_output(self):
+        """Bytes still waiting in transports (for graceful stop)."""
+        cdef ConnectionBase conn
+        cdef Py_ssize_t total = 0
+        for conn in self.connections:
+            if conn.transport is not None:
+                total += conn.transport.get_write_buffer_size()
+        return total
+
+    def stats(self):
+        return {
+            "connections": len(self.connections),
+            "websockets": len(self.websockets),
+            "connections_total": self.connections_total,
+            "messages_in": self.messages_in,
+            "messages_out": self.messages_out,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "backpressure_drops": self.dropped,
+            "topics": len(self.topics),
+        }
+
+    # -- timeouts: one sweep per loop serves every connection's deadlines -----------------------
+
+    def _sweep(self):
+        cdef double now = self.loop.time()
+        cdef ConnectionBase conn
+        cdef ServerWebSocket ws
+        self.now = now
+        try:
+            for conn in list(self.connections):
+                if conn.mode == MODE_WEBSOCKET:
+                    ws = conn.ws
+                    if ws is not None:
+                        ws._check_timers(now)
+                elif conn._busy == 0 and conn.deadline and now >= conn.deadline:
+                    conn._abort()  # handshake or keep-alive timeout
+            self._flush()
+        except Exception:
+            log.exception("verb: timeout sweep failed")
+        self._sweep_handle = self.loop.call_later(self._sweep_interval, self._sweep)
+
+    # -- write batching -------------------------------------------------------------------------
+
+    cdef inline void _mark_dirty(self, ServerWebSocket ws):
+        self._dirty.append(ws)
+        if self._reading == 0 and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush_soon)
+
+    def _flush_soon(self):
+        self._flush_scheduled = False
+        self._flush()
+
+    cdef void _flush(self):
+        cdef ServerWebSocket ws
+        cdef list dirty = self._dirty
+        if not dirty:
+            return
+        self._dirty = []
+        for ws in dirty:
+            ws._flush()
+
+    # -- topics ---------------------------------------------------------------------------------
+
+    cdef Py_ssize_t publish_frame(self, str topic, bytes frame, ServerWebSocket exclude) except -1:
+        """Write one pre-built frame to every subscriber of `topic`; returns how many got it."""
+        cdef dict subscribers = self.topics.get(topic)
+        cdef ServerWebSocket ws
+        cdef Py_ssize_t delivered = 0
+        if not subscribers:
+            return 0
+        for ws in subscribers:
+            if ws is exclude:
+                continue
+            if ws._queue_frame(frame) != 0:
+                delivered += 1
+        return delivered
+
+    def publish(self, str topic not None, data, ServerWebSocket exclude=None):
+        """Frame `data` once and send it to every subscriber of `topic`. Returns the count."""
+        if not self.topics.get(topic):
+            return 0
+        return self.publish_frame(topic, _data_frame(data), exclude)
+
+    def subscriber_count(self, str topic not None):
+        cdef dict subscribers = self.topics.get(topic)
+        return len(subscribers) if subscribers else 0
+
+    cdef void _subscribe(self, ServerWebSocket ws, str topic):
+        cdef dict subscribers = self.topics.get(topic)
+        if subscribers is None:
+            subscribers = self.topics[topic] = {}
+        subscribers[ws] = None
+
+    cdef void _unsubscribe(self, ServerWebSocket ws, str topic):
+        cdef dict subscribers = self.topics.get(topic)
+        if subscribers is not None:
+            subscribers.pop(ws, None)
+            if not subscribers:
+                del self.topics[topic]
+
+
+cdef bytes _data_frame(object data):
+    """A server frame for `data`: str → text, any bytes-like → binary."""
+    cdef Py_ssize_t n
+    cdef const char *text
+    cdef Py_buffer view
+    if isinstance(data, str):
+        text = PyUnicode_AsUTF8AndSize(data, &n)
+        return build_frame(OP_TEXT, <const unsigned char *>text, n, True, False, NULL)
+    if type(data) is bytes:
+        return build_frame(OP_BINARY, <const unsigned char *>PyBytes_AS_STRING(data),
+                           len(<bytes>data), True, False, NULL)
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        return build_frame(OP_BINARY, <const unsigned char *>view.buf, view.len, True, False, NULL)
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef bytes _control_frame(int opcode, object data):
+    cdef bytes payload
+    if isinstance(data, str):
+        payload = (<str>data).encode("utf-8")
+    else:
+        payload = bytes(data)
+    if len(payload) > 125:
+        raise ValueError("ping/pong payload is {} bytes; the limit is 125".format(len(payload)))
+    return build_frame(opcode, <const unsigned char *>PyBytes_AS_STRING(payload), len(payload),
+                       True, False, NULL)
+
+
+cdef bytes _close_frame(int code, str reason):
+    cdef bytes payload
+    if code == CLOSE_NO_STATUS:
+        payload = b""
+    else:
+        payload = bytes(((code >> 8) & 0xFF, code & 0xFF)) + reason.encode("utf-8")[:123]
+    return build_frame(OP_CLOSE, <const unsigned char *>PyBytes_AS_STRING(payload), len(payload),
+                       True, False, NULL)
+
+
+cdef class ServerWebSocket(FrameHandler):
+    """One WebSocket connection, as the handlers see it (Bun's ServerWebSocket, in Python).
+
+    Arbitrary attributes may be set on it (`ws.is_alive = True`); it hashes by identity.
+    """
+
+    cdef dict __dict__
+    cdef object __weakref__
+    cdef Hub hub
+    cdef ConnectionBase conn
+    cdef object transport
+    cdef FrameParser parser
+    cdef public object data
+    cdef readonly object request
+    cdef readonly object protocol
+    cdef readonly object remote_address
+    cdef int _state
+    cdef list _out
+    cdef Py_ssize_t _out_bytes
+    cdef bint _dirty
+    cdef int _cork_depth
+    cdef bint _backpressured
+    cdef bint _want_drain
+    cdef dict _topics
+    cdef double _last_activity
+    cdef bint _ping_sent
+    cdef double _close_deadline
+    cdef bint _close_reported
+    cdef object _pending
+    cdef object _task
+    cdef bint _reading_paused
+    cdef dict _listeners
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+    def __init__(self):
+        raise TypeError("ServerWebSocket objects are created by the server")
+
+    # -- state ------------------------------------------------------------------------------------
+
+    @property
+    def ready_state(self):
+        return self._state
+
+    @property
+    def readyState(self):
+        return self._state
+
+    @property
+    def buffered_amount(self):
+        """Bytes accepted by send() that the kernel has not taken yet."""
+        cdef Py_ssize_t n = self._out_bytes
+        if self.transport is not None:
+            n += self.transport.get_write_buffer_size()
+        return n
+
+    def getBufferedAmount(self):
+        return self.buffered_amount
+
+    @property
+    def remoteAddress(self):
+        return self.remote_address
+
+    def __repr__(self):
+        return "<ServerWebSocket {} {}>".format(
+            ("CONNECTING", "OPEN", "CLOSING", "CLOSED")[self._state], self.remote_address)
+
+    # -- sending ------------------------------------------------------------------------------------
+
+    cdef int _queue_frame(self, bytes frame) except -2:
+        """Queue a whole frame. Returns its size, -1 if it waits behind buffered data, 0 if dropped."""
+        cdef Py_ssize_t size = len(frame)
+        cdef Py_ssize_t buffered
+        cdef int status
+        if self._state != ST_OPEN:
+            return 0
+        if self._backpressured or self._out_bytes >= self.hub.backpressure_limit:
+            buffered = self._out_bytes + self.transport.get_write_buffer_size()
+            if buffered >= self.hub.backpressure_limit:
+                self.hub.dropped += 1
+                if self.hub.close_on_backpressure_limit:
+                    self._close(CLOSE_POLICY_VIOLATION, "backpressure limit exceeded")
+                return 0
+            status = -1
+            self._want_drain = True
+        else:
+            status = <int>size if size < 0x7FFFFFFF else 0x7FFFFFFF
+        if self._out is None:
+            self._out = [frame]
+        else:
+            self._out.append(frame)
+        self._out_bytes += size
+        self.hub.messages_out += 1
+        self.hub.bytes_out += size
+        if not self._dirty:
+            self._dirty = True
+            self.hub._mark_dirty(self)
+        return status
+
+    cdef void _flush(self):
+        cdef list out = self._out
+        self._dirty = False
+        if out is None:
+            return
+        self._out = None
+        self._out_bytes = 0
+        if self.transport is None:
+            return
+        if len(out) == 1:
+            self.transport.write(out[0])
+        else:
+            self.transport.writelines(out)
+
+    def send(self, data, compress=None):
+        """Send a message: str as text, bytes-like as binary.
+
+        Returns:
+            The bytes written (>0) when the kernel is expected to take the frame at once, -1 when
+            it was accepted but waits behind buffered data (`drain` fires once the buffer
+            empties), 0 when it was dropped (already buffering `backpressure_limit` or more, or
+            the connection is not open).
+        """
+        return self._queue_frame(_data_frame(data))
+
+    def send_text(self, str data not None, compress=None):
+        return self._queue_frame(_data_frame(data))
+
+    def send_binary(self, data, compress=None):
+        if isinstance(data, str):
+            data = (<str>data).encode("utf-8")
+        return self._queue_frame(_data_frame(data))
+
+    def send_json(self, obj, compress=None):
+        """Send `obj` as JSON (orjson) in a text frame, so a browser's JSON.parse reads it."""
+        return self._queue_frame(_data_frame(orjson.dumps(obj).decode("utf-8")))
+
+    sendText = send_text
+    sendBinary = send_binary
+    sendJson = send_json
+
+    def ping(self, data=b""):
+        return self._queue_frame(_control_frame(OP_PING, data))
+
+    def pong(self, data=b""):
+        return self._queue_frame(_control_frame(OP_PONG, data))
+
+    def cork(self):
+        """Context manager batching the sends inside it into one write (they are batched per
+        read anyway; this extends it to code running outside a read)."""
+        return _Cork(self)
+
+    # -- topics -------------------------------------------------------------------------------------
+
+    def subscribe(self, str topic not None):
+        if self._state == ST_CLOSED:
+            return
+        if self._topics is None:
+            self._topics = {}
+        if topic not in self._topics:
+            self._topics[topic] = None
+            self.hub._subscribe(self, topic)
+
+    def unsubscribe(self, str topic not None):
+        if self._topics is not None and topic in self._topics:
+            del self._topics[topic]
+            self.hub._unsubscribe(self, topic)
+
+    def is_subscribed(self, str topic not None):
+        return self._topics is not None and topic in self._topics
+
+    isSubscribed = is_subscribed
+
+    @property
+    def subscriptions(self):
+        return list(self._topics) if self._topics else []
+
+    def publish(self, str topic not None, data, compress=None):
+        """Send `data` to every subscriber of `topic` but this one (unless publish_to_self)."""
+        cdef Hub hub = self.hub
+        if not hub.topics.get(topic):
+            return 0
+        return hub.publish_frame(topic, _data_frame(data),
+                                 None if hub.publish_to_self else self)
+
+    cdef void _unsubscribe_all(self):
+        if self._topics:
+            for topic in self._topics:
+                self.hub._unsubscribe(self, topic)
+            self._topics = None
+
+    # -- closing ------------------------------------------------------------------------------------
+
+    def close(self, code=CLOSE_NORMAL, reason=""):
+        """Start the closing handshake (RFC 6455 section 7.1.2)."""
+        if code is None:
+            code = CLOSE_NO_STATUS
+            reason = ""
+        elif not is_valid_close_code(code):
+            raise ValueError("{!r} is not a close code that may be sent".format(code))
+        if len(reason.encode("utf-8")) > 123:
+            raise ValueError("close reason is over 123 bytes once encoded")
+        self._close(code, reason)
+
+    def terminate(self):
+        """Drop the connection at once, without a closing handshake."""
+        self._report_close(CLOSE_ABNORMAL, "terminated")
+        if self.conn is not None:
+            self.conn._abort()
+
+    cdef void _close(self, int code, str reason):
+        if self._state != ST_OPEN:
+            return
+        self._state = ST_CLOSING
+        self._out = (self._out or []) + [_close_frame(code, reason)]
+        if not self._dirty:
+            self._dirty = True
+            self.hub._mark_dirty(self)
+        self._close_deadline = self.hub.loop.time() + self.hub.close_timeout
+        self._unsubscribe_all()
+
+    cdef void _report_close(self, int code, str reason):
+        """Call the `close` handler once, whatever ended the connection."""
+        if self._close_reported:
+            return
+        self._close_reported = True
+        self._state = ST_CLOSED
+        self._unsubscribe_all()
+        self.hub.websockets.discard(self)
+        if self.hub.h_close is not None:
+            self._dispatch(self.hub.h_close, code, reason)
+
+    # -- frame events (FrameHandler) ----------------------------------------------------------------
+
+    cdef int on_text(self, str text) except -1:
+        self.hub.messages_in += 1
+        if self._state == ST_OPEN and self.hub.h_message is not None:
+            self._dispatch(self.hub.h_message, text, None)
+        return 0
+
+    cdef int on_binary(self, bytes data) except -1:
+        self.hub.messages_in += 1
+        if self._state == ST_OPEN and self.hub.h_message is not None:
+            self._dispatch(self.hub.h_message, data, None)
+        return 0
+
+    cdef int on_ping(self, bytes data) except -1:
+        if self._state == ST_OPEN:
+            self._queue_frame(_control_frame(OP_PONG, data))  # RFC 6455 section 5.5.2
+        if self.hub.h_ping is not None:
+            self._dispatch(self.hub.h_ping, data, None)
+        return 0
+
+    cdef int on_pong(self, bytes data) except -1:
+        self._ping_sent = False
+        if self.hub.h_pong is not None:
+            self._dispatch(self.hub.h_pong, data, None)
+        if self._listeners is not None:
+            for fn in self._listeners.get("pong", ()):
+                self._dispatch_plain(fn, data)
+        return 0
+
+    cdef int on_close(self, int code, str reason) except -1:
+        # RFC 6455 section 5.5.1: answer with a close frame (echoing the code), then the
+        # server closes the TCP connection (section 7.1.1).
+        if self._state == ST_OPEN:
+            self._state = ST_CLOSING
+            self._out = (self._out or []) + [
+                _close_frame(CLOSE_NORMAL if code == CLOSE_NO_STATUS else code, "")]
+            if not self._dirty:
+                self._dirty = True
+                self.hub._mark_dirty(self)
+        self._report_close(code, reason)
+        self._flush()
+        if self.conn is not None:
+            self.conn._close_transport()
+        return 0
+
+    cdef int on_protocol_error(self, int code, str reason) except -1:
+        if self._state == ST_OPEN:
+            self._state = ST_CLOSING
+            self._out = (self._out or []) + [_close_frame(code, reason)]
+        self._report_close(code, reason)
+        self._flush()
+        if self.conn is not None:
+            self.conn._close_transport()
+        return 0
+
+    # -- timers ------------------------------------------------------------------------------------
+
+    cdef void _check_timers(self, double now):
+        cdef Hub hub = self.hub
+        if self._state == ST_CLOSING:
+            if now >= self._close_deadline:
+                self._report_close(CLOSE_ABNORMAL, "close timeout")
+                self.conn._abort()
+            return
+        if self._state != ST_OPEN or hub.idle_timeout <= 0:
+            return
+        cdef double idle = now - self._last_activity
+        if idle >= hub.idle_timeout:
+            self._close(CLOSE_GOING_AWAY, "idle timeout")
+        elif hub.send_pings and not self._ping_sent and idle >= hub.idle_timeout / 2:
+            self._ping_sent = True
+            self._queue_frame(_control_frame(OP_PING, b""))
+
+    # -- handler dispatch: sync handlers run at once; async ones in order, per connection ---------
+
+    cdef void _dispatch(self, _Handler h, object a, object b):
+        if self._task is None and not h.is_async:
+            try:
+                _invoke(h, self, a, b)
+            except Exception as exc:
+                self._call_failed(h, exc)
+            return
+        if self._pending is None:
+            self._pending = collections.deque()
+        self._pending.append((h, a, b))
+        if self._task is None:
+            self._task = self.hub.loop.create_task(self._run_pending())
+        elif len(self._pending) >= MAX_PENDING_EVENTS and not self._reading_paused:
+            self._reading_paused = True
+            if self.transport is not None:
+                self.transport.pause_reading()
+
+    cdef void _dispatch_plain(self, object fn, object arg):
+        try:
+            result = fn(arg)
+            if asyncio.iscoroutine(result):
+                self.hub.loop.create_task(result)
+        except Exception as exc:
+            self._call_failed(None, exc)
+
+    async def _run_pending(self):
+        cdef _Handler h
+        try:
+            while self._pending:
+                h, a, b = self._pending.popleft()
+                try:
+                    result = _invoke(h, self, a, b)
+                    if h.is_async:
+                        await result
+                except Exception as exc:
+                    self._call_failed(h, exc)
+                if self._reading_paused and len(self._pending) < MAX_PENDING_EVENTS // 2:
+                    self._reading_paused = False
+                    if self.transport is not None and self._state != ST_CLOSED:
+                        self.transport.resume_reading()
+                self.hub._flush()
+        finally:
+            self._task = None
+
+    cdef void _call_failed(self, _Handler h, object exc):
+        """The one boundary for exceptions from user handlers."""
+        cdef _Handler on_error = self.hub.h_error
+        if on_error is not None and h is not on_error:
+            try:
+                result = _invoke(on_error, self, exc, None)
+                if on_error.is_async:
+                    self.hub.loop.create_task(result)
+                return
+            except Exception:
+                log.exception("verb: the error handler raised")
+        else:
+            log.error("verb: WebSocket handler raised", exc_info=exc)
+        if self._state == ST_OPEN:
+            self._close(CLOSE_INTERNAL_ERROR, "internal error")
+
+    # -- Node-style listeners (the guide's ws.on("pong", fn)) ---------------------------------------
+
+    def on(self, str event not None, fn):
+        if event != "pong":
+            raise ValueError("ws.on supports 'pong'; use app.websocket(...) handlers for others")
+        if self._listeners is None:
+            self._listeners = {}
+        self._listeners.setdefault(event, []).append(fn)
+        return self
+
+
+cdef class _Cork:
+    cdef ServerWebSocket ws
+
+    def __cinit__(self, ServerWebSocket ws):
+        self.ws = ws
+
+    def __enter__(self):
+        self.ws.hub._reading += 1
+        return self.ws
+
+    def __exit__(self, *exc):
+        self.ws.hub._reading -= 1
+        if self.ws.hub._reading == 0:
+            self.ws.hub._flush()
+        return False
+
+
+cdef class ConnectionBase:
+    """The asyncio protocol of one TCP (or TLS) connection: HTTP/1.1, then maybe a WebSocket.
+
+    Used through `Connection`, which adds asyncio.BufferedProtocol as a second base so that
+    uvloop and asyncio both take their buffered-read path.
+    """
+
+    cdef Hub hub
+    cdef readonly object transport
+    cdef int mode
+    cdef object http_parser
+    cdef ServerWebSocket ws
+    cdef double deadline
+    cdef int _busy               # HTTP requests being handled (async handlers)
+    cdef object remote_address
+    # The request being parsed.
+    cdef list _headers
+    cdef bytes _url
+    cdef Py_ssize_t _url_size
+    cdef Py_ssize_t _header_bytes
+    cdef bytes _last_field
+    cdef list _body
+    cdef Py_ssize_t _body_size
+    cdef int _error_status       # a limit was broken while parsing: answer this, then close
+    cdef list _ready             # complete requests waiting to be handled, in order
+    cdef object _upgrade_request
+
+    def __init__(self, Hub hub):
+        self.hub = hub
+
+    # -- asyncio protocol -----------------------------------------------------------------------
+
+    def connection_made(self, transport):
+        cdef Hub hub = self.hub
+        self.transport = transport
+        self.mode = MODE_HTTP
+        # Report backpressure as soon as anything waits in the transport and drain once it is
+        # empty (Bun's semantics for send() and `drain`); the default low mark is 16 bytes.
+        transport.set_write_buffer_limits(high=0, low=0)
+        peer = transport.get_extra_info("peername")
+        self.remote_address = peer[0] if peer else None
+        self.deadline = hub.loop.time() + hub.handshake_timeout
+        hub.connections.add(self)
+        hub.connections_total += 1
+        if not hub.accepting:
+            self._abort()
+            return
+        self._reset_request()
+        self.http_parser = httptools.HttpRequestParser(self)
+
+    def get_buffer(self, Py_ssize_t sizehint):
+        return self.hub._read_view
+
+    def buffer_updated(self, Py_ssize_t nbytes):
+        cdef Hub hub = self.hub
+        hub._reading += 1
+        hub.bytes_in += nbytes
+        try:
+            if self.mode == MODE_WEBSOCKET:
+                self.ws._last_activity = hub.now
+                self.ws.parser.feed_buffer(<unsigned char *><char *>hub._read_buffer, nbytes)
+            elif self.mode == MODE_HTTP:
+                self._feed_http(bytes(hub._read_view[:nbytes]))
+            elif self.mode == MODE_UPGRADING:
+                self._upgrade_request[1] += bytes(hub._read_view[:nbytes])
+        except Exception:
+            log.exception("verb: connection failed")
+            self._abort()
+        finally:
+            hub._reading -= 1
+            if hub._reading == 0:
+                hub._flush()
+
+    def data_received(self, data):  # plain Protocol path (not used by asyncio or uvloop here)
+        view = self.get_buffer(len(data))
+        view[:len(data)] = data
+        self.buffer_updated(len(data))
+
+    def eof_received(self):
+        return False  # close the transport
+
+    def connection_lost(self, exc):
+        cdef Hub hub = self.hub
+        self.mode = MODE_CLOSED
+        hub.connections.discard(self)
+        if self.ws is not None:
+            self.ws._report_close(CLOSE_ABNORMAL, "connection lost")
+            self.ws.transport = None
+            self.ws.parser = None
+            self.ws._dirty = False
+            self.ws._out = None
+        self.http_parser = None
+        self.transport = None
+
+    def pause_writing(self):
+        if self.ws is not None:
+            self.ws._backpressured = True
+
+    def resume_writing(self):
+        cdef ServerWebSocket ws = self.ws
+        if ws is None:
+            return
+        ws._backpressured = False
+        if ws._want_drain and ws._state == ST_OPEN:
+            ws._want_drain = False
+            if self.hub.h_drain is not None:
+                ws._dispatch(self.hub.h_drain, None, None)
+
+    # -- closing ------------------------------------------------------------------------------------
+
+    cdef void _abort(self):
+        if self.transport is not None:
+            self.transport.abort()
+
+    cdef void _close_transport(self):
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- HTTP ---------------------------------------------------------------------------------------
+
+    cdef void _reset_request(self):
+        self._headers = []
+        self._url = b""
+        self._url_size = 0
+        self._header_bytes = 0
+        self._last_field = None
+        self._body = None
+        self._body_size = 0
+        self._error_status = 0
+
+    cdef void _feed_http(self, bytes data):
+        cdef Py_ssize_t offset
+        try:
+            self.http_parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = exc.args[0] if exc.args else len(data)
+            self._start_upgrade(data[offset:])
+            return
+        except httptools.HttpParserError as exc:
+            status = self._error_status or 400
+            self._reply_error(status, str(exc) if status == 400 else None)
+            return
+        if self._error_status:
+            self._reply_error(self._error_status, None)
+
+    cdef void _reply_error(self, int status, object message):
+        if self.transport is not None:
+            self.transport.write(error_response(status, message))
+            self.transport.close()
+        self.mode = MODE_CLOSED
+
+    # httptools callbacks
+    def on_message_begin(self):
+        self._reset_request()
+
+    def on_url(self, bytes url):
+        self._url_size += len(url)
+        if self._url_size > self.hub.options.max_request_line:
+            self._error_status = 414
+            raise ValueError("request line too long")
+        self._url += url
+
+    def on_header(self, bytes name, bytes value):
+        cdef Py_ssize_t size = len(name) + len(value)
+        self._header_bytes += size
+        if size > self.hub.options.max_header_size or \
+                len(self._headers) >= self.hub.options.max_headers:
+            self._error_status = 431
+            raise ValueError("request headers too large")
+        self._headers.append((name, value))
+
+    def on_body(self, bytes body):
+        self._body_size += len(body)
+        if self._body_size > self.hub.options.max_body:
+            self._error_status = 413
+            raise ValueError("request body too large")
+        if self._body is None:
+            self._body = [body]
+        else:
+            self._body.append(body)
+
+    def on_message_complete(self):
+        parser = self.http_parser
+        request = Request(
+            parser.get_method().decode("ascii"), self._url, Headers(self._headers),
+            b"".join(self._body) if self._body else b"", self.remote_address,
+            parser.get_http_version(), self.hub.options.trust_proxy)
+        if parser.should_upgrade():
+            self._upgrade_request = [request, b""]
+            return
+        self._handle_http(request, parser.should_keep_alive())
+
+    cdef void _handle_http(self, object request, bint keep_alive):
+        cdef Hub hub = self.hub
+        response = Response()
+        try:
+            pending = hub.router.dispatch(request, response)
+        except Exception as exc:
+            self._http_failed(request, response, exc, keep_alive)
+            return
+        if pending is None:
+            self._write_response(request, response, keep_alive)
+            return
+        # An async handler: finish it before reading further requests (keeps responses in order).
+        self._busy += 1
+        self.transport.pause_reading()
+        hub.loop.create_task(self._finish_http(request, response, pending, keep_alive))
+
+    async def _finish_http(self, request, response, pending, bint keep_alive):
+        try:
+            await pending
+        except Exception as exc:
+            self._http_failed(request, response, exc, keep_alive)
+        else:
+            self._write_response(request, response, keep_alive)
+        finally:
+            self._busy -= 1
+            if self.transport is not None and self.mode == MODE_HTTP:
+                self.transport.resume_reading()
+
+    cdef void _http_failed(self, object request, object response, object exc, bint keep_alive):
+        if isinstance(exc, HTTPError):
+            if self.transport is not None:
+                self.transport.write(error_response(exc.status, exc.message, exc.headers,
+                                                    keep_alive=keep_alive))
+                if not keep_alive:
+                    self.transport.close()
+            return
+        log.error("verb: HTTP handler for %s %s raised", request.method, request.path,
+                  exc_info=exc)
+        if self.transport is not None:
+            self.transport.write(error_response(500, None, keep_alive=keep_alive))
+            if not keep_alive:
+                self.transport.close()
+
+    cdef void _write_response(self, object request, object response, bint keep_alive):
+        if self.transport is None:
+            return
+        self.transport.write(response.to_bytes(head_request=request.method == "HEAD",
+                                               keep_alive=keep_alive))
+        if keep_alive:
+            self.deadline = self.hub.loop.time() + self.hub.handshake_timeout
+        else:
+            self.transport.close()
+
+    # -- WebSocket upgrade --------------------------------------------------------------------------
+
+    cdef void _start_upgrade(self, bytes rest):
+        cdef Hub hub = self.hub
+        request, _ = self._upgrade_request
+        self._upgrade_request[1] = rest
+        headers = request.headers
+        options = hub.options
+        if not hub.websocket_enabled or not _handshake.is_upgrade_request(headers) or \
+                (options.path is not None and request.path != options.path):
+            # Not a WebSocket upgrade we serve: answer as plain HTTP, then close.
+            self._handle_http(request, False)
+            self.mode = MODE_CLOSED
+            return
+        if hub.max_connections is not None and len(hub.websockets) >= hub.max_connections:
+            self._reply_error(503, "too many connections")
+            return
+        try:
+            key = _handshake.check_request(request.method, request.http_version, headers,
+                                           options)
+        except _handshake.HandshakeError as exc:
+            if self.transport is not None:
+                self.transport.write(error_response(exc.status, exc.message, exc.headers))
+                self.transport.close()
+            self.mode = MODE_CLOSED
+            return
+        data = None
+        if hub.h_upgrade is not None:
+            self.mode = MODE_UPGRADING
+            try:
+                data = _invoke(hub.h_upgrade, request, None, None)
+            except Exception as exc:
+                self._upgrade_refused(exc)
+                return
+            if hub.h_upgrade.is_async:
+                self.transport.pause_reading()
+                hub.loop.create_task(self._finish_async_upgrade(request, key, data))
+                return
+        self._accept(request, key, data)
+
+    async def _finish_async_upgrade(self, request, key, pending):
+        try:
+            data = await pending
+        except Exception as exc:
+            self._upgrade_refused(exc)
+            return
+        if self.transport is None:
+            return
+        self.transport.resume_reading()
+        self._accept(request, key, data)
+        self.hub._flush()
+
+    cdef void _upgrade_refused(self, object exc):
+        if isinstance(exc, HTTPError):
+            self._reply_error(exc.status, exc.message)
+        else:
+            log.error("verb: upgrade handler raised", exc_info=exc)
+            self._reply_error(500, None)
+
+    cdef void _accept(self, object request, str key, object data):
+        cdef Hub hub = self.hub
+        cdef ServerWebSocket ws
+        if data is False:
+            self._reply_error(403, None)
+            return
+        if self.transport is None:
+            return
+        options = hub.options
+        subprotocol = _handshake.select_subprotocol(request.headers, options.protocols)
+        self.transport.write(_handshake.build_response(key, subprotocol, None, options.headers))
+        ws = ServerWebSocket.__new__(ServerWebSocket)
+        ws.hub = hub
+        ws.conn = self
+        ws.transport = self.transport
+        ws.parser = FrameParser(ws, server=True, max_payload_length=hub.max_payload_length)
+        ws.data = data if data is not None and data is not True else {}
+        ws.request = request
+        ws.protocol = subprotocol
+        ws.remote_address = request.ip if options.trust_proxy else self.remote_address
+        ws._state = ST_OPEN
+        ws._last_activity = hub.now
+        self.ws = ws
+        self.mode = MODE_WEBSOCKET
+        self.http_parser = None
+        self.deadline = 0
+        hub.websockets.add(ws)
+        rest = self._upgrade_request[1]
+        self._upgrade_request = None
+        self._headers = None
+        if hub.h_open is not None:
+            ws._dispatch(hub.h_open, None, None)
+        if rest and ws.parser is not None:
+            ws.parser.feed(rest)
+
