@@ -1,0 +1,13 @@
+"""Shared pytest configuration for verb's tests."""
+
+import os
+
+
+def pytest_report_header(config):
+    # Which verb is under test: the editable build in development, the installed wheel in
+    # scripts/check-wheel.sh (which checks this line to make sure the wheel was what got tested).
+    try:
+        import verb
+    except ImportError as exc:
+        return "verb: not importable ({})".format(exc)
+    return "verb {} imported from: {}".format(verb.__version__, os.path.dirname(verb.__file__))
