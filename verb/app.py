@@ -1,0 +1,381 @@
+"""The Verb server API in Python: create_server, routes, app.websocket, listen.
+
+    from verb import create_server, ServerProtocol
+    app = create_server(ServerProtocol.WEBSOCKET)
+    app.websocket(message=lambda ws, message: ws.send(f"Echo: {message}"))
+    app.listen(3000)
+
+The app holds the configuration; each running server gets a `Hub` (compiled, one per event loop)
+that the connections share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import inspect
+import logging
+import os
+import signal
+import socket
+import ssl
+import tempfile
+import threading
+
+from verb import timers
+from verb._protocol import ConnectionBase, Hub
+from verb.options import Options, split_websocket_config
+from verb.routing import Router
+
+log = logging.getLogger("verb")
+
+
+class ServerProtocol(str, enum.Enum):
+    """What `create_server` serves. WEBSOCKET serves HTTP routes beside WebSockets."""
+
+    HTTP = "http"
+    HTTPS = "https"
+    WEBSOCKET = "websocket"
+    WEBSOCKETS = "websockets"
+
+    @classmethod
+    def _missing_(cls, value):
+        if isinstance(value, str):
+            for member in cls:
+                if member.value == value.lower():
+                    return member
+        supported = ", ".join(m.name for m in cls)
+        raise ValueError(f"unsupported server protocol {value!r}; supported: {supported}")
+
+    @property
+    def tls(self):
+        return self in (ServerProtocol.HTTPS, ServerProtocol.WEBSOCKETS)
+
+
+class Connection(ConnectionBase, asyncio.BufferedProtocol):
+    """ConnectionBase seen by the event loop as a BufferedProtocol (its read path)."""
+
+
+def create_server(protocol=ServerProtocol.HTTP, *, tls=None, **options) -> App:
+    """Create an app (Verb's `createServer`).
+
+    Args:
+        protocol: a `ServerProtocol` or its value ("http", "https", "websocket", "websockets").
+        tls: for HTTPS/WEBSOCKETS: {"cert": path or PEM text, "key": path or PEM text,
+            "passphrase": optional}, or an `ssl.SSLContext`.
+        **options: server-wide options (see `verb.options.Options`), e.g. max_body.
+    """
+    return App(ServerProtocol(protocol), tls, Options.from_kwargs(**options))
+
+
+createServer = create_server
+
+
+class App:
+    """Routes, WebSocket handlers and options, and the servers running them."""
+
+    def __init__(self, protocol: ServerProtocol, tls, options: Options):
+        if protocol.tls and tls is None:
+            raise ValueError(
+                f"ServerProtocol.{protocol.name} needs a certificate: pass "
+                'tls={"cert": "cert.pem", "key": "key.pem"} to create_server')
+        self.protocol = protocol
+        self._ssl = _ssl_context(tls) if tls is not None else None
+        self.options = options
+        self.router = Router()
+        self._handlers = None
+        self._servers: list[Server] = []
+        self._on_start: list = []
+        self._on_stop: list = []
+        for method in ("get", "post", "put", "patch", "delete", "head", "options", "all"):
+            setattr(self, method, self._route_adder(method.upper()))
+
+    # -- routes -------------------------------------------------------------------------------
+
+    def _route_adder(self, method):
+        def add(path, handler=None):
+            if handler is None:  # decorator form: @app.get("/")
+                def decorator(fn):
+                    self.router.add(method, path, fn)
+                    return fn
+                return decorator
+            self.router.add(method, path, handler)
+            return self
+        add.__name__ = method.lower()
+        add.__doc__ = f"Route {method} requests for `path` to `handler(req, res)`."
+        return add
+
+    def use(self, *args):
+        """Add middleware `fn(req, res, next)`, optionally under a path prefix."""
+        self.router.use(*args)
+        return self
+
+    # -- WebSockets -----------------------------------------------------------------------------
+
+    def websocket(self, config=None, **kwargs):
+        """Register WebSocket handlers and options (keyword arguments or one dict)."""
+        handlers, option_kwargs = split_websocket_config(config, **kwargs)
+        self.options = Options.from_kwargs(base=self.options, **option_kwargs)
+        self._handlers = handlers
+        return self
+
+    def publish(self, topic: str, data) -> int:
+        """Send `data` to every subscriber of `topic`; returns how many it reached."""
+        return sum(s.hub.publish(topic, data) for s in self._servers if s.hub is not None)
+
+    def subscriber_count(self, topic: str) -> int:
+        """Subscribers of `topic` in this process (local count)."""
+        return sum(s.hub.subscriber_count(topic) for s in self._servers if s.hub is not None)
+
+    subscriberCount = subscriber_count
+
+    def stats(self) -> dict:
+        """Open connections, messages and bytes in/out, backpressure drops, summed over servers."""
+        total: dict = {}
+        for server in self._servers:
+            if server.hub is None:
+                continue
+            for key, value in server.hub.stats().items():
+                total[key] = total.get(key, 0) + value
+        return total
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def on_start(self, fn):
+        self._on_start.append(fn)
+        return fn
+
+    def on_stop(self, fn):
+        self._on_stop.append(fn)
+        return fn
+
+    onStart = on_start
+    onStop = on_stop
+
+    async def start(self, port: int = 0, host: str = "127.0.0.1") -> Server:
+        """Bind and serve in the background on the running loop; returns the server."""
+        server = self._bind(port, host)
+        await server._serve()
+        return server
+
+    def listen(self, port: int = 3000, host: str = "localhost", callback=None):
+        """Serve on `port` (Verb's `app.listen`).
+
+        Inside a running event loop, binds at once, serves in the background and returns the
+        `Server`. Otherwise runs an event loop (uvloop when installed) until SIGINT/SIGTERM.
+        The VERB_PORT environment variable, when set, overrides `port`.
+        """
+        port = int(os.environ.get("VERB_PORT", port))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            server = self._bind(port, host)
+            server._task = loop.create_task(server._serve())
+            if callback is not None:
+                callback()
+            return server
+        _run(self._serve_forever(port, host, callback))
+        return None
+
+    def run_in_thread(self, port: int = 0, host: str = "127.0.0.1"):
+        """Context manager: serve in a background thread; yields the running `Server`."""
+        return _ThreadedServer(self, port, host)
+
+    async def _serve_forever(self, port, host, callback):
+        server = self._bind(port, host)
+        await server._serve()
+        log.info("verb: serving on %s", server.url)
+        print(f"verb: listening on {server.url}", flush=True)
+        if callback is not None:
+            callback()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+
+    def _bind(self, port, host) -> Server:
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an int from 0 to 65535, got {port!r}")
+        if host == "localhost":
+            host = "127.0.0.1"
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(1024)
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        server = Server(self, sock)
+        self._servers.append(server)
+        return server
+
+
+class Server:
+    """A running server: `.port`, `.url`, `.stop()`."""
+
+    def __init__(self, app: App, sock: socket.socket):
+        self.app = app
+        self._sock = sock
+        self.host, self.port = sock.getsockname()[:2]
+        scheme = "https" if app.protocol.tls else "http"
+        self.url = f"{scheme}://{self.host}:{self.port}"
+        self.ws_url = f"{'wss' if app.protocol.tls else 'ws'}://{self.host}:{self.port}"
+        self.hub = None
+        self._server = None
+        self._task = None
+        self._stopping = None
+
+    async def _serve(self):
+        loop = asyncio.get_running_loop()
+        app = self.app
+        self.hub = Hub(loop, app.options, app._handlers, app.router, app)
+        hub = self.hub
+        self._server = await loop.create_server(
+            lambda: Connection(hub), sock=self._sock, ssl=app._ssl, backlog=1024)
+        hub.start()
+        timers.start_pending(loop)
+        for fn in app._on_start:
+            await _maybe_await(fn, self)
+
+    def stop(self):
+        """Stop gracefully: stop accepting, close every WebSocket with 1001, wait for buffers
+        to drain (at most `stop_timeout`), then drop what is left. Returns an awaitable; the
+        stop proceeds even if it is not awaited."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop())
+        return self._stopping
+
+    async def _stop(self):
+        if self._task is not None:
+            await self._task
+        hub = self.hub
+        if hub is None:
+            self._sock.close()
+            return
+        loop = asyncio.get_running_loop()
+        hub.stop_accepting()
+        self._server.close()
+        hub.close_all()
+        deadline = loop.time() + self.app.options.stop_timeout
+        while (hub.websockets or hub.pending_output()) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        hub.shutdown()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        if self in self.app._servers:
+            self.app._servers.remove(self)
+        for fn in self.app._on_stop:
+            await _maybe_await(fn, self)
+
+    def __repr__(self):
+        return f"<verb.Server {self.url}>"
+
+
+class _ThreadedServer:
+    """A server on its own event loop in a daemon thread, for synchronous code and tests."""
+
+    def __init__(self, app, port, host):
+        self.app, self.port, self.host = app, port, host
+        self.loop = None
+        self.server = None
+        self._thread = None
+
+    def __enter__(self) -> Server:
+        ready = threading.Event()
+        failure = []
+
+        def run():
+            self.loop = _new_loop()
+            asyncio.set_event_loop(self.loop)
+            try:
+                self.server = self.loop.run_until_complete(self.app.start(self.port, self.host))
+            except BaseException as exc:  # report bind errors to the caller's thread
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            self.loop.run_forever()
+            self.loop.close()
+
+        self._thread = threading.Thread(target=run, name="verb-server", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        return self.server
+
+    def __exit__(self, *exc):
+        future = asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop)
+        future.result(timeout=self.app.options.stop_timeout + 5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        return False
+
+
+async def _maybe_await(fn, *args):
+    result = fn(*args) if _arity(fn) else fn()
+    if inspect.isawaitable(result):
+        await result
+
+
+def _arity(fn):
+    try:
+        return len(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return 1
+
+
+def _new_loop():
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def _run(coro):
+    loop = _new_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(coro)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def _ssl_context(tls) -> ssl.SSLContext:
+    if isinstance(tls, ssl.SSLContext):
+        return tls
+    if not isinstance(tls, dict) or "cert" not in tls or "key" not in tls:
+        raise ValueError('tls must be {"cert": ..., "key": ...} or an ssl.SSLContext')
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with contextlib.ExitStack() as stack:
+        cert = _pem_path(tls["cert"], stack)
+        key = _pem_path(tls["key"], stack)
+        context.load_cert_chain(cert, key, password=tls.get("passphrase"))
+    return context
+
+
+def _pem_path(value, stack) -> str:
+    """A file path for `value`: a path as is; PEM text (str or bytes) via a temporary file."""
+    if isinstance(value, bytes):
+        value = value.decode("ascii")
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if "-----BEGIN" in value:
+        handle = stack.enter_context(tempfile.NamedTemporaryFile("w", suffix=".pem"))
+        handle.write(value)
+        handle.flush()
+        return handle.name
+    return value
