@@ -422,6 +422,7 @@ cdef class ServerWebSocket(FrameHandler):
             buffered = self._out_bytes + self.transport.get_write_buffer_size()
             if buffered >= self.hub.backpressure_limit:
                 self.hub.dropped += 1
+                self._want_drain = True
                 if self.hub.close_on_backpressure_limit:
                     self._close(CLOSE_POLICY_VIOLATION, "backpressure limit exceeded")
                 return 0
@@ -454,6 +455,16 @@ cdef class ServerWebSocket(FrameHandler):
             self.transport.write(out[0])
         else:
             self.transport.writelines(out)
+        # Sends were refused or deferred, yet the kernel took everything: drain at once
+        # (resume_writing only follows a pause_writing).
+        if self._want_drain and not self._backpressured:
+            self.hub.loop.call_soon(self._drain_now)
+
+    def _drain_now(self):
+        if self._want_drain and not self._backpressured and self._state == ST_OPEN:
+            self._want_drain = False
+            if self.hub.h_drain is not None:
+                self._dispatch(self.hub.h_drain, None, None)
 
     def send(self, data, compress=None):
         """Send a message: str as text, bytes-like as binary.
@@ -840,10 +851,7 @@ cdef class ConnectionBase:
         if ws is None:
             return
         ws._backpressured = False
-        if ws._want_drain and ws._state == ST_OPEN:
-            ws._want_drain = False
-            if self.hub.h_drain is not None:
-                ws._dispatch(self.hub.h_drain, None, None)
+        ws._drain_now()
 
     # -- closing ------------------------------------------------------------------------------------
 

@@ -75,6 +75,8 @@ createServer = create_server
 class App:
     """Routes, WebSocket handlers and options, and the servers running them."""
 
+    listen_calls = 0  # blocking listen() calls in this process (how `verb run` knows one ran)
+
     def __init__(self, protocol: ServerProtocol, tls, options: Options):
         if protocol.tls and tls is None:
             raise ValueError(
@@ -164,9 +166,11 @@ class App:
 
         Inside a running event loop, binds at once, serves in the background and returns the
         `Server`. Otherwise runs an event loop (uvloop when installed) until SIGINT/SIGTERM.
-        The VERB_PORT environment variable, when set, overrides `port`.
+        The VERB_PORT and VERB_HOST environment variables, when set, override `port` and
+        `host` (`verb run --port` sets them).
         """
         port = int(os.environ.get("VERB_PORT", port))
+        host = os.environ.get("VERB_HOST", host)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -177,12 +181,16 @@ class App:
             if callback is not None:
                 callback()
             return server
+        App.listen_calls += 1
         _run(self._serve_forever(port, host, callback))
         return None
 
-    def run_in_thread(self, port: int = 0, host: str = "127.0.0.1"):
-        """Context manager: serve in a background thread; yields the running `Server`."""
-        return _ThreadedServer(self, port, host)
+    def run_in_thread(self, port: int = 0, host: str = "127.0.0.1", use_uvloop: bool = True):
+        """Context manager: serve in a background thread; yields the running `Server`.
+
+        `use_uvloop=False` runs plain asyncio (uvloop is used only where installed anyway).
+        """
+        return _ThreadedServer(self, port, host, use_uvloop)
 
     async def _serve_forever(self, port, host, callback):
         server = self._bind(port, host)
@@ -285,8 +293,9 @@ class Server:
 class _ThreadedServer:
     """A server on its own event loop in a daemon thread, for synchronous code and tests."""
 
-    def __init__(self, app, port, host):
+    def __init__(self, app, port, host, use_uvloop):
         self.app, self.port, self.host = app, port, host
+        self.use_uvloop = use_uvloop
         self.loop = None
         self.server = None
         self._thread = None
@@ -296,7 +305,7 @@ class _ThreadedServer:
         failure = []
 
         def run():
-            self.loop = _new_loop()
+            self.loop = _new_loop() if self.use_uvloop else asyncio.new_event_loop()
             asyncio.set_event_loop(self.loop)
             try:
                 self.server = self.loop.run_until_complete(self.app.start(self.port, self.host))

@@ -1,0 +1,622 @@
+"""End-to-end tests of the server over loopback, driven by the independent `websockets` client.
+
+Each test starts its own server on 127.0.0.1 with a free port (in a background thread with its
+own event loop) and stops it.
+"""
+
+import asyncio
+import http.client
+import json
+import socket
+import ssl
+import threading
+import time
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+import verb
+from verb import HTTPError, ServerProtocol, create_server
+
+
+@pytest.fixture(params=["uvloop", "asyncio"])
+def loop_kind(request):
+    return request.param
+
+
+def ws_connect(server, path="/", **kwargs):
+    kwargs.setdefault("proxy", None)
+    kwargs.setdefault("open_timeout", 5)
+    kwargs.setdefault("compression", None)
+    return connect(server.ws_url + path, **kwargs)
+
+
+def http_get(server, path="/", method="GET", headers=None, body=None):
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def raw_request(server, data, read_until_close=True, timeout=5):
+    with socket.create_connection((server.host, server.port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if not read_until_close:
+                break
+        return b"".join(chunks)
+
+
+def upgrade_request(path="/", **overrides):
+    headers = {
+        "Host": "127.0.0.1",
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+    }
+    method = overrides.pop("method", "GET")
+    for name, value in overrides.items():
+        name = name.replace("_", "-")
+        if value is None:
+            headers.pop(name, None)
+        else:
+            headers[name] = value
+    lines = [f"{method} {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def status_of(response):
+    return int(response.split(b" ", 2)[1])
+
+
+def echo_app(**options):
+    app = create_server(ServerProtocol.WEBSOCKET)
+    app.websocket(message=lambda ws, message: ws.send(message), **options)
+    return app
+
+
+# ---------------------------------------------------------------------------------------------
+# Echo, both event loops
+
+
+def test_echo_text_and_binary(loop_kind):
+    app = echo_app()
+    with app.run_in_thread(use_uvloop=loop_kind == "uvloop") as server:
+        with ws_connect(server) as ws:
+            ws.send("hello ✓")
+            assert ws.recv(timeout=5) == "hello ✓"
+            ws.send(b"\x00\x01\xff")
+            assert ws.recv(timeout=5) == b"\x00\x01\xff"
+            big = "x" * 200_000
+            ws.send(big)
+            assert ws.recv(timeout=5) == big
+
+
+def test_guide_basic_echo_with_welcome_and_close_handler():
+    closed = []
+    app = create_server(ServerProtocol.WEBSOCKET)
+    app.websocket(
+        open=lambda ws: ws.send("Welcome"),
+        message=lambda ws, message: ws.send(f"Echo: {message}"),
+        close=lambda ws, code, reason: closed.append((code, reason)),
+    )
+    with app.run_in_thread() as server:
+        with ws_connect(server) as ws:
+            assert ws.recv(timeout=5) == "Welcome"
+            ws.send("hi")
+            assert ws.recv(timeout=5) == "Echo: hi"
+            ws.close(1000, "bye")
+        deadline = time.monotonic() + 5
+        while not closed and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert closed == [(1000, "bye")]
+
+
+def test_handlers_with_fewer_parameters():
+    seen = []
+    app = create_server(ServerProtocol.WEBSOCKET)
+    app.websocket(open=lambda: seen.append("open"), message=lambda ws: ws.send("got one"),
+                  close=lambda ws: seen.append("close"))
+    with app.run_in_thread() as server:
+        with ws_connect(server) as ws:
+            ws.send("x")
+            assert ws.recv(timeout=5) == "got one"
+        _wait_for(lambda: "close" in seen)
+    assert seen == ["open", "close"]
+
+
+def _wait_for(predicate, timeout=5):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP beside WebSocket on one port
+
+
+def test_http_routes_beside_websocket():
+    app = echo_app()
+    app.get("/", lambda req, res: res.html("<h1>hi</h1>"))
+
+    @app.get("/users/:id")
+    def user(req, res):
+        res.json({"id": req.params["id"], "q": req.query.get("q")})
+
+    @app.post("/echo")
+    def echo(req, res):
+        res.json(req.json())
+
+    @app.get("/boom")
+    def boom(req, res):
+        raise RuntimeError("handler failure")
+
+    with app.run_in_thread() as server:
+        status, headers, body = http_get(server, "/")
+        assert status == 200 and body == b"<h1>hi</h1>"
+        assert headers["Content-Type"].startswith("text/html")
+        status, _, body = http_get(server, "/users/42?q=x")
+        assert status == 200 and json.loads(body) == {"id": "42", "q": "x"}
+        status, _, body = http_get(server, "/echo", "POST", {"Content-Type": "application/json"},
+                                   b'{"a": [1, 2]}')
+        assert status == 200 and json.loads(body) == {"a": [1, 2]}
+        assert http_get(server, "/nope")[0] == 404
+        assert http_get(server, "/boom")[0] == 500
+        assert http_get(server, "/")[0] == 200  # the server lives on
+        with ws_connect(server) as ws:
+            ws.send("still echoing")
+            assert ws.recv(timeout=5) == "still echoing"
+
+
+def test_async_http_handler_and_keep_alive_pipelining():
+    app = create_server()
+
+    @app.get("/slow")
+    async def slow(req, res):
+        await asyncio.sleep(0.05)
+        res.text("slow")
+
+    app.get("/fast", lambda req, res: res.text("fast"))
+    with app.run_in_thread() as server:
+        request = (b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"
+                   b"GET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        response = raw_request(server, request)
+        assert response.count(b"HTTP/1.1 200") == 2
+        assert response.index(b"slow") < response.index(b"fast")
+
+
+# ---------------------------------------------------------------------------------------------
+# Handshake (RFC 6455 section 4.2), one status per case
+
+
+def test_handshake_statuses():
+    app = echo_app(origins=["https://good.example"])
+    with app.run_in_thread() as server:
+        ok = raw_request(server, upgrade_request(), read_until_close=False)
+        assert status_of(ok) == 101
+        assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in ok
+        response = raw_request(server, upgrade_request(Sec_WebSocket_Version="8"))
+        assert status_of(response) == 426 and b"Sec-WebSocket-Version: 13" in response
+        assert status_of(raw_request(server, upgrade_request(Sec_WebSocket_Key="short"))) == 400
+        assert status_of(raw_request(server, upgrade_request(Sec_WebSocket_Key=None))) == 400
+        assert status_of(raw_request(server, upgrade_request(method="POST"))) == 400
+        assert status_of(raw_request(server, upgrade_request(Origin="https://evil.example"))) \
+            == 403
+        good = raw_request(server, upgrade_request(Origin="https://good.example"),
+                           read_until_close=False)
+        assert status_of(good) == 101
+
+
+def test_request_limits():
+    app = echo_app()
+    with app.run_in_thread() as server:
+        long_line = b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        assert status_of(raw_request(server, long_line)) == 414
+        many = b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(101)) + b"\r\n"
+        assert status_of(raw_request(server, many)) == 431
+        huge = b"GET / HTTP/1.1\r\nX-Big: " + b"y" * 9000 + b"\r\n\r\n"
+        assert status_of(raw_request(server, huge)) == 431
+
+
+def test_subprotocol_and_custom_headers():
+    app = echo_app(protocols=["chat", "superchat"], headers={"X-WebSocket-Server": "Verb"})
+    with app.run_in_thread() as server:
+        with ws_connect(server, subprotocols=["superchat", "chat"]) as ws:
+            assert ws.subprotocol == "chat"  # the first server-listed protocol offered
+            assert ws.response.headers["X-WebSocket-Server"] == "Verb"
+        with ws_connect(server, subprotocols=["other"]) as ws:
+            assert ws.subprotocol is None
+
+
+def test_upgrade_handler_authenticates_before_101():
+    app = create_server(ServerProtocol.WEBSOCKET)
+
+    def upgrade(req):
+        token = req.query.get("token")
+        if token == "secret":
+            return {"user": "ann"}
+        if token == "expired":
+            raise HTTPError(401, "token expired")
+        return False
+
+    app.websocket(upgrade=upgrade, message=lambda ws, message: ws.send(ws.data["user"]))
+    with app.run_in_thread() as server:
+        with ws_connect(server, "/?token=secret") as ws:
+            ws.send("who")
+            assert ws.recv(timeout=5) == "ann"
+        with pytest.raises(InvalidStatus) as refused:
+            ws_connect(server, "/?token=wrong")
+        assert refused.value.response.status_code == 403
+        with pytest.raises(InvalidStatus) as expired:
+            ws_connect(server, "/?token=expired")
+        assert expired.value.response.status_code == 401
+
+
+def test_async_upgrade_handler():
+    app = create_server(ServerProtocol.WEBSOCKET)
+
+    async def upgrade(req):
+        await asyncio.sleep(0.01)
+        return {"n": 7}
+
+    app.websocket(upgrade=upgrade, message=lambda ws, message: ws.send(str(ws.data["n"])))
+    with app.run_in_thread() as server:
+        with ws_connect(server) as ws:
+            ws.send("?")
+            assert ws.recv(timeout=5) == "7"
+
+
+def test_path_option_restricts_upgrades():
+    app = echo_app(path="/ws")
+    with app.run_in_thread() as server:
+        with ws_connect(server, "/ws") as ws:
+            ws.send("a")
+            assert ws.recv(timeout=5) == "a"
+        with pytest.raises(InvalidStatus) as other:
+            ws_connect(server, "/elsewhere")
+        assert other.value.response.status_code == 404
+
+
+def test_max_connections_refuses_with_503():
+    app = echo_app(max_connections=2)
+    with app.run_in_thread() as server:
+        with ws_connect(server), ws_connect(server):
+            with pytest.raises(InvalidStatus) as refused:
+                ws_connect(server)
+            assert refused.value.response.status_code == 503
+        _wait_for(lambda: server.hub.stats()["websockets"] == 0)
+        with ws_connect(server) as ws:
+            ws.send("room again")
+            assert ws.recv(timeout=5) == "room again"
+
+
+def test_handshake_timeout_drops_a_silent_client():
+    app = echo_app(handshake_timeout=0.3)
+    with app.run_in_thread() as server:
+        with socket.create_connection((server.host, server.port), timeout=5) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\n")  # and never the rest
+            started = time.monotonic()
+            assert sock.recv(100) == b""
+            assert time.monotonic() - started < 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Messages, limits, closing
+
+
+def test_max_payload_length_closes_1009():
+    app = echo_app(max_payload_length=1000)
+    with app.run_in_thread() as server:
+        with ws_connect(server) as ws:
+            ws.send("x" * 1000)
+            assert ws.recv(timeout=5) == "x" * 1000
+            ws.send("x" * 1001)
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=5)
+            assert closed.value.rcvd.code == 1009
+
+
+def test_server_close_and_terminate():
+    app = create_server(ServerProtocol.WEBSOCKET)
+
+    def message(ws, message):
+        if message == "close":
+            ws.close(4000, "asked to")
+        elif message == "terminate":
+            ws.terminate()
+
+    app.websocket(message=message)
+    with app.run_in_thread() as server:
+        with ws_connect(server) as ws:
+            ws.send("close")
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=5)
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4000, "asked to")
+        with ws_connect(server) as ws:
+            ws.send("terminate")
+            with pytest.raises(ConnectionClosed) as dropped:
+                ws.recv(timeout=5)
+            assert dropped.value.rcvd is None  # no close frame: the TCP connection was cut
+
+
+def test_error_handler_keeps_connection_open():
+    app = create_server(ServerProtocol.WEBSOCKET)
+
+    def message(ws, message):
+        raise ValueError(f"bad {message}")
+
+    app.websocket(message=message, error=lambda ws, exc: ws.send(f"error: {exc}"))
+    with app.run_in_thread() as server:
+        with ws_connect(server) as ws:
+            ws.send("one")
+            assert ws.recv(timeout=5) == "error: bad one"
+            ws.send("two")
+            assert ws.recv(timeout=5) == "error: bad two"
+
+
+def test_without_error_handler_a_raising_handler_closes_1011(caplog):
+    app = create_server(ServerProtocol.WEBSOCKET)
+
+    def message(ws, message):
+        if message == "boom":
+            raise RuntimeError("boom")
+        ws.send(message)
+
+    app.websocket(message=message)
+    with app.run_in_thread() as server:
+        with ws_connect(server) as other:
+            with ws_connect(server) as ws:
+                ws.send("boom")
+                with pytest.raises(ConnectionClosed) as closed:
+                    ws.recv(timeout=5)
+                assert closed.value.rcvd.code == 1011
+            other.send("unaffected")
+            assert other.recv(timeout=5) == "unaffected"
+    assert "boom" in caplog.text
+
+
+def test_async_handlers_run_in_order_per_connection():
+    app = create_server(ServerProtocol.WEBSOCKET)
+
+    async def message(ws, message):
+        await asyncio.sleep(0.02 if message == "first" else 0)
+        ws.send(message)
+
+    app.websocket(message=message)
+    with app.run_in_thread() as server:
+        with ws_connect(server) as ws:
+            for word in ("first", "second", "third"):
+                ws.send(word)
+            assert [ws.recv(timeout=5) for _ in range(3)] == ["first", "second", "third"]
+
+
+def test_idle_timeout_pings_then_closes_a_silent_peer():
+    app = echo_app(idle_timeout=0.6)
+    with app.run_in_thread() as server:
+        # websockets answers pings by itself: the connection survives past the timeout.
+        with ws_connect(server, ping_interval=None) as ws:
+            time.sleep(1.5)
+            ws.send("alive")
+            assert ws.recv(timeout=5) == "alive"
+        # A raw peer that answers nothing is closed with 1001.
+        with socket.create_connection((server.host, server.port), timeout=5) as sock:
+            sock.sendall(upgrade_request())
+            data = b""
+            deadline = time.monotonic() + 5
+            while b"\x88" not in data and time.monotonic() < deadline:
+                data += sock.recv(4096)
+            assert b"\x89\x00" in data  # the ping came first
+            assert b"\x88" in data and b"\x03\xe9" in data[data.index(b"\x88"):]
+
+
+def test_ping_and_pong_handlers_and_auto_pong():
+    seen = []
+    app = create_server(ServerProtocol.WEBSOCKET)
+    app.websocket(ping=lambda ws, data: seen.append(("ping", data)),
+                  message=lambda ws, message: ws.ping(b"srv"),
+                  pong=lambda ws, data: seen.append(("pong", data)))
+    with app.run_in_thread() as server:
+        with ws_connect(server) as ws:
+            ws.ping(b"cli").wait(5)  # our automatic pong answers it
+            ws.send("ping me")
+            _wait_for(lambda: ("pong", b"srv") in seen)
+    assert ("ping", b"cli") in seen
+
+
+# ---------------------------------------------------------------------------------------------
+# Topics
+
+
+def test_publish_subscribe():
+    app = create_server(ServerProtocol.WEBSOCKET)
+
+    def message(ws, message):
+        command, _, arg = message.partition(" ")
+        if command == "join":
+            ws.subscribe(arg)
+            ws.send(f"joined {arg} {ws.is_subscribed(arg)} {ws.subscriptions}")
+        elif command == "leave":
+            ws.unsubscribe(arg)
+            ws.send(f"left {arg}")
+        elif command == "say":
+            room, _, text = arg.partition(" ")
+            ws.publish(room, text)
+
+    app.websocket(message=message)
+    with app.run_in_thread() as server:
+        with ws_connect(server) as a, ws_connect(server) as b, ws_connect(server) as c:
+            for ws in (a, b):
+                ws.send("join room")
+                assert ws.recv(timeout=5) == "joined room True ['room']"
+            assert app.subscriber_count("room") == 2
+            a.send("say room hello")
+            assert b.recv(timeout=5) == "hello"
+            with pytest.raises(TimeoutError):
+                a.recv(timeout=0.2)  # publish_to_self is off
+            assert app.publish("room", b"from the app") == 2
+            assert a.recv(timeout=5) == b"from the app" and b.recv(timeout=5) == b"from the app"
+            b.send("leave room")
+            assert b.recv(timeout=5) == "left room"
+            assert app.subscriber_count("room") == 1
+            c.send("say room nobody sees c")
+            assert a.recv(timeout=5) == "nobody sees c"
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycle, TLS, timers
+
+
+def test_graceful_stop_closes_websockets_with_1001():
+    app = echo_app()
+    with app.run_in_thread() as server:
+        ws = ws_connect(server)
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=5)
+    assert closed.value.rcvd.code == 1001
+    ws.close()
+
+
+def test_listen_inside_running_loop_returns_server():
+    async def main():
+        app = echo_app()
+        server = app.listen(0, host="127.0.0.1")
+        assert server.port > 0
+        await asyncio.sleep(0.05)
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(upgrade_request())
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+        writer.close()
+        await server.stop()
+
+    asyncio.run(main())
+
+
+def test_wss_with_throwaway_ca():
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    with pytest.raises(ValueError, match="tls="):
+        create_server(ServerProtocol.WEBSOCKETS)
+    app = create_server(ServerProtocol.WEBSOCKETS, tls={
+        "cert": cert.cert_chain_pems[0].bytes().decode(),
+        "key": cert.private_key_pem.bytes().decode()})
+    app.websocket(message=lambda ws, message: ws.send(message))
+    app.get("/", lambda req, res: res.text("secure"))
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    with app.run_in_thread() as server:
+        assert server.ws_url.startswith("wss://")
+        with connect(server.ws_url, ssl=client_context, proxy=None, compression=None) as ws:
+            ws.send("over tls")
+            assert ws.recv(timeout=5) == "over tls"
+        conn = http.client.HTTPSConnection(server.host, server.port, context=client_context)
+        conn.request("GET", "/")
+        assert conn.getresponse().read() == b"secure"
+        conn.close()
+
+
+def test_timers_before_and_inside_the_loop():
+    ticks = []
+    interval = verb.set_interval(lambda: ticks.append("tick"), 20)
+    once = verb.set_timeout(lambda: ticks.append("once"), 10)
+    cancelled = verb.set_timeout(lambda: ticks.append("never"), 10)
+    verb.clear_timeout(cancelled)
+    app = echo_app()
+    with app.run_in_thread():
+        _wait_for(lambda: ticks.count("tick") >= 3)
+        verb.clear_interval(interval)
+    assert "once" in ticks and "never" not in ticks
+
+
+def test_server_protocol_values():
+    assert ServerProtocol("websocket") is ServerProtocol.WEBSOCKET
+    with pytest.raises(ValueError, match="HTTP, HTTPS, WEBSOCKET, WEBSOCKETS"):
+        ServerProtocol("grpc")
+    assert verb.WebSocket.OPEN == 1 and verb.createServer is verb.create_server
+
+
+def test_stats_count_messages():
+    app = echo_app()
+    with app.run_in_thread() as server:
+        with ws_connect(server) as ws:
+            for i in range(10):
+                ws.send(str(i))
+                ws.recv(timeout=5)
+            stats = app.stats()
+    assert stats["messages_in"] == 10 and stats["messages_out"] == 10
+    assert stats["connections_total"] >= 1
+
+
+def test_ws_object_attributes_and_identity():
+    seen = {}
+    app = create_server(ServerProtocol.WEBSOCKET)
+
+    def open_(ws):
+        ws.is_alive = True
+        seen["set"] = {ws}
+        seen["state"] = (ws.ready_state, ws.readyState, verb.WebSocket.OPEN)
+        seen["addr"] = ws.remote_address
+        seen["path"] = ws.request.path
+
+    app.websocket(open=open_, message=lambda ws, m: ws.send(str(ws.is_alive and ws in seen["set"])))
+    with app.run_in_thread() as server:
+        with ws_connect(server, "/room?x=1") as ws:
+            ws.send("?")
+            assert ws.recv(timeout=5) == "True"
+    assert seen["state"] == (1, 1, 1) and seen["addr"] == "127.0.0.1" and seen["path"] == "/room"
+
+
+def test_send_json_is_a_text_frame():
+    app = create_server(ServerProtocol.WEBSOCKET)
+    app.websocket(message=lambda ws, m: ws.send_json({"type": "pong", "n": [1, 2]}))
+    with app.run_in_thread() as server:
+        with ws_connect(server) as ws:
+            ws.send("x")
+            reply = ws.recv(timeout=5)
+    assert isinstance(reply, str) and json.loads(reply) == {"type": "pong", "n": [1, 2]}
+
+
+def test_backpressure_limit_drops_and_drain_fires():
+    results = {"statuses": [], "drains": 0}
+    release = threading.Event()
+    app = create_server(ServerProtocol.WEBSOCKET)
+    chunk = b"x" * 65536
+
+    def message(ws, message):
+        for _ in range(200):  # 12.5 MiB against a 1 MiB limit, to a client not reading
+            results["statuses"].append(ws.send(chunk))
+
+    def drain(ws):
+        results["drains"] += 1
+
+    app.websocket(message=message, drain=drain, backpressure_limit=1 << 20)
+    with app.run_in_thread() as server:
+        with ws_connect(server, max_size=None, max_queue=None) as ws:
+            ws.send("flood")
+            _wait_for(lambda: len(results["statuses"]) == 200)
+            statuses = results["statuses"]
+            assert statuses[0] == len(chunk) + 10  # frame size: header + payload
+            assert 0 in statuses  # over the limit: dropped
+            accepted = [s for s in statuses if s != 0]
+            assert len(accepted) * len(chunk) <= (1 << 20) + 2 * len(chunk)
+            received = 0
+            while received < len(accepted):
+                ws.recv(timeout=5)
+                received += 1
+            _wait_for(lambda: results["drains"] >= 1)
+    release.set()

@@ -1,0 +1,5 @@
+import sys
+
+from verb.cli import main
+
+sys.exit(main())
