@@ -347,6 +347,11 @@ def _is_async_callable(fn: Any) -> bool:
     return inspect.iscoroutinefunction(getattr(type(fn), "__call__", None))  # noqa: B004
 
 
+def _label(name: str) -> str:
+    """How errors call a callback: "message handler", or the router's "route handler"."""
+    return f"{name} handler" if name in HANDLER_ARITY else name
+
+
 def _positional_arity(fn: Any, name: str, offered: int) -> int:
     """How many of the `offered` positional arguments `fn` takes (all when unknowable)."""
     try:
@@ -363,12 +368,12 @@ def _positional_arity(fn: Any, name: str, offered: int) -> int:
             accepted = offered
         elif parameter.kind is parameter.KEYWORD_ONLY and parameter.default is parameter.empty:
             raise TypeError(
-                f"{name} handler {fn!r} has a required keyword-only parameter "
+                f"{_label(name)} {fn!r} has a required keyword-only parameter "
                 f"{parameter.name!r}; verb passes positional arguments only"
             )
     if required > offered:
         raise TypeError(
-            f"{name} handler {fn!r} requires {required} positional arguments, but verb passes "
+            f"{_label(name)} {fn!r} requires {required} positional arguments, but verb passes "
             f"at most {offered}"
         )
     return min(accepted, offered)
@@ -381,7 +386,8 @@ class Handler:
     `arity` arguments; `call` does the same generically, off the hot path.
 
     Attributes:
-        name: What the callback is for ("message", or "middleware" for the router).
+        name: What the callback is for: a Verb handler name ("message"), or the router's
+            "route handler" and "middleware".
         fn: The callable.
         is_async: Calling it returns an awaitable: an `async def` function, method, callable
             object with an `async def __call__`, or a `functools.partial` of one. (A plain
@@ -401,7 +407,7 @@ class Handler:
                 positional arguments.
         """
         if not callable(fn):
-            raise TypeError(f"{name} handler must be callable, got {_describe(fn)}")
+            raise TypeError(f"{_label(name)} must be callable, got {_describe(fn)}")
         self.name = name
         self.fn = fn
         self.is_async = _is_async_callable(fn)
