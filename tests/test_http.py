@@ -280,6 +280,7 @@ def test_query_keeps_first_value_and_query_all_keeps_every_value():
     req = Request("GET", "/?a=1&a=2&b=&c&=x&d=%E2%9C%93&e=%ff", [])
     assert req.query == {"a": "1", "b": "", "c": "", "": "x", "d": "✓", "e": "\ufffd"}
     assert req.query_all["a"] == ["1", "2"]
+    assert req.query is req.query  # computed once
     assert Request("GET", "/", []).query == {}
     assert Request("GET", "/?", []).query_all == {}
 
@@ -490,6 +491,8 @@ def test_redirect():
     res = Response().redirect("/login")
     assert (res.status_code, res.get_header("Location"), res.sent) == (302, "/login", True)
     assert Response().redirect("https://x.example/", 308).status_code == 308
+    location = Response().redirect("/café menu?q=a%20b&r=ü#top").get_header("Location")
+    assert location == "/caf%C3%A9%20menu?q=a%20b&r=%C3%BC#top"
     with pytest.raises(ValueError, match="3xx"):
         Response().redirect("/", 200)
 

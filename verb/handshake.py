@@ -9,7 +9,7 @@ whether the request is a valid upgrade (`check_request`), which subprotocol to s
 from __future__ import annotations
 
 import binascii
-from base64 import b64decode, b64encode
+from base64 import b64decode
 from binascii import b2a_base64
 from collections.abc import Iterable, Sequence
 from hashlib import sha1
@@ -82,9 +82,13 @@ def accept_key(key: str | bytes) -> str:
     Returns:
         base64(SHA-1(key + GUID)).
     """
+    return _accept(key).decode("ascii")
+
+
+def _accept(key: str | bytes) -> bytes:
     if isinstance(key, str):
         key = key.encode("latin-1")
-    return b64encode(sha1(key + GUID).digest()).decode("ascii")
+    return b2a_base64(sha1(key + GUID).digest(), newline=False)
 
 
 def check_request(method: str, http_version: str, headers: Headers, options: Any) -> str:
@@ -160,10 +164,12 @@ def check_request(method: str, http_version: str, headers: Headers, options: Any
         if len(origins) > 1:
             raise HandshakeError(400, "a request may carry only one Origin header")
         if origins:
-            try:
-                origin = normalize_origin(origins[0].strip(" \t"))
-            except ValueError:
-                origin = None
+            origin = origins[0].strip(" \t")
+            if origin not in allowed:  # allowed is normalised; browsers send that form
+                try:
+                    origin = normalize_origin(origin)
+                except ValueError:
+                    origin = None
             if origin not in allowed:
                 raise HandshakeError(403, f"origin {origins[0]!r} is not allowed")
     return key
@@ -267,9 +273,7 @@ def build_response(
     Raises:
         ValueError: A header value with CR or LF, or an invalid extra header.
     """
-    if isinstance(key, str):
-        key = key.encode("latin-1")
-    accept = b2a_base64(sha1(key + GUID).digest(), newline=False)
+    accept = _accept(key)
     tail = _extra_headers_tail(extra_headers) if extra_headers else b"\r\n"
     if subprotocol is None and extensions is None:
         return b"".join((_RESPONSE_HEAD, accept, b"\r\n", tail))

@@ -118,6 +118,9 @@ def split_tokens(value: str) -> list[str]:
     Returns:
         The elements, in order.
     """
+    if "," not in value:  # the common case: a single element
+        element = value.strip(_OWS)
+        return [element] if element else []
     return [element for element in (part.strip(_OWS) for part in value.split(",")) if element]
 
 
@@ -150,7 +153,11 @@ def has_token(headers: Headers, name: str, token: str) -> bool:
     Returns:
         True when some element of some `name` field equals `token` case-insensitively.
     """
-    return any(element.lower() == token for element in header_tokens(headers, name))
+    for value in headers.get_all(name):
+        for element in value.split(","):
+            if element.strip(_OWS).lower() == token:
+                return True
+    return False
 
 
 def normalize_origin(origin: str) -> str:
@@ -441,6 +448,7 @@ class Request:
     __slots__ = (
         "_cookies",
         "_path",
+        "_query",
         "_query_all",
         "_raw_path",
         "_raw_query",
@@ -493,6 +501,7 @@ class Request:
         self._raw_query = ""
         self._path: str | None = None
         self._query_all: dict[str, list[str]] | None = None
+        self._query: dict[str, str] | None = None
         self._cookies: dict[str, str] | None = None
 
     def __repr__(self) -> str:
@@ -542,7 +551,9 @@ class Request:
         First-value semantics match `URLSearchParams.get` (what Verb code on Bun sees) and
         werkzeug; `query_all` has every value.
         """
-        return {name: values[0] for name, values in self.query_all.items()}
+        if self._query is None:
+            self._query = {name: values[0] for name, values in self.query_all.items()}
+        return self._query
 
     @property
     def cookies(self) -> dict[str, str]:
@@ -771,12 +782,17 @@ class Response:
     def redirect(self, url: str, status: int = 302) -> Response:
         """Redirect to `url` with a 3xx `status` (Location header, empty body).
 
+        Characters a URL cannot hold as they are (non-ASCII, spaces) are percent-encoded as
+        UTF-8 (RFC 3986 §2.1); existing escapes and URL delimiters are kept.
+
         Raises:
-            ValueError: `status` is not 3xx, or `url` has characters a header cannot carry.
+            ValueError: `status` is not 3xx, or `url` contains control characters (CR, LF, ...).
         """
         if _check_status(status) // 100 != 3:
             raise ValueError(f"a redirect status is 3xx, not {status}")
-        self.status(status).header("Location", url)
+        if _FORBIDDEN_IN_VALUE.search(url):
+            raise ValueError(f"redirect URL {url!r} contains a control character (CR, LF, ...)")
+        self.status(status).header("Location", quote(url, safe="!#$%&'()*+,/:;=?@[]~"))
         return self._send(b"", None)
 
     def cookie(self, name: str, value: str, **attributes: Any) -> Response:

@@ -10,6 +10,8 @@ The contract with the connection layer:
 - After `dispatch` (and after awaiting what it returned), `res` has been sent: by a handler, by
   the router (404, 405, OPTIONS, an `HTTPError`), or as an empty response when nobody sent
   anything (status 204 unless a handler set one with `res.status()`).
+  The caller writes `res.to_bytes(head_request=req.method == "HEAD", keep_alive=...)`: HEAD
+  requests run the GET route, and `to_bytes` drops the body.
 - An exception from a handler travels back up the chain like any Python exception (an async
   middleware may catch it around `await next()`). If it leaves the chain and is an `HTTPError`
   (raised, or passed to `next(exc)`), `dispatch` answers it with its status, message and
