@@ -173,6 +173,7 @@ def normalize_origin(origin: str) -> str:
         The canonical form, e.g. "https://example.com:8443".
 
     Raises:
+        TypeError: `origin` is not a str.
         ValueError: `origin` is not of the form scheme://host[:port] (the opaque origin "null"
             included: it cannot be allowed by name).
     """
