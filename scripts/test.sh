@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 
 scripts/bootstrap.sh
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q --upgrade pip "setuptools>=77" Cython
 .venv/bin/python -m pip install -q -e '.[test]'
 exec .venv/bin/python -m pytest "$@"

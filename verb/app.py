@@ -84,7 +84,7 @@ class App:
                 'tls={"cert": "cert.pem", "key": "key.pem"} to create_server')
         self.protocol = protocol
         self._ssl = _ssl_context(tls) if tls is not None else None
-        self.options = options
+        self.config = options
         self.router = Router()
         self._handlers = None
         self._servers: list[Server] = []
@@ -118,7 +118,7 @@ class App:
     def websocket(self, config=None, **kwargs):
         """Register WebSocket handlers and options (keyword arguments or one dict)."""
         handlers, option_kwargs = split_websocket_config(config, **kwargs)
-        self.options = Options.from_kwargs(base=self.options, **option_kwargs)
+        self.config = Options.from_kwargs(base=self.config, **option_kwargs)
         self._handlers = handlers
         return self
 
@@ -247,7 +247,7 @@ class Server:
     async def _serve(self):
         loop = asyncio.get_running_loop()
         app = self.app
-        self.hub = Hub(loop, app.options, app._handlers, app.router, app)
+        self.hub = Hub(loop, app.config, app._handlers, app.router, app)
         hub = self.hub
         self._server = await loop.create_server(
             lambda: Connection(hub), sock=self._sock, ssl=app._ssl, backlog=1024)
@@ -275,7 +275,7 @@ class Server:
         hub.stop_accepting()
         self._server.close()
         hub.close_all()
-        deadline = loop.time() + self.app.options.stop_timeout
+        deadline = loop.time() + self.app.config.stop_timeout
         while (hub.websockets or hub.pending_output()) and loop.time() < deadline:
             await asyncio.sleep(0.01)
         hub.shutdown()
@@ -326,7 +326,7 @@ class _ThreadedServer:
 
     def __exit__(self, *exc):
         future = asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop)
-        future.result(timeout=self.app.options.stop_timeout + 5)
+        future.result(timeout=self.app.config.stop_timeout + 5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
         return False
