@@ -1,0 +1,23 @@
+"""Shared benchmark helpers: prints a throughput summary for benchmarks that record one.
+
+A benchmark that sets ``benchmark.extra_info["GB/s"]`` (and optionally ``"bytes"``) gets a line
+in a table after pytest-benchmark's own, since that table has no column for it. The figures are
+also in ``--benchmark-json`` output, under ``extra_info``.
+"""
+
+import pytest
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter, config):
+    session = getattr(config, "_benchmarksession", None)  # pytest-benchmark's, not public API
+    rows = [b for b in getattr(session, "benchmarks", ()) if "GB/s" in b.extra_info]
+    if not rows:
+        return
+    terminalreporter.write_sep("-", "throughput (mean time; GB = 1e9 bytes)")
+    for b in sorted(rows, key=lambda b: (b.group or "", -b.extra_info["GB/s"])):
+        terminalreporter.write_line(
+            "{:<22} {:<48} {:>10.2f} us {:>8.2f} GB/s".format(
+                b.group or "", b.name, b.stats.mean * 1e6, b.extra_info["GB/s"]
+            )
+        )
