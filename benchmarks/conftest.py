@@ -17,7 +17,7 @@ def pytest_terminal_summary(terminalreporter, config):
     terminalreporter.write_sep("-", "throughput (mean time; GB = 1e9 bytes)")
     for b in sorted(rows, key=lambda b: (b.group or "", -b.extra_info["GB/s"])):
         terminalreporter.write_line(
-            "{:<22} {:<48} {:>10.2f} us {:>8.2f} GB/s".format(
+            "{:<22} {:<48} {:>10.3f} us {:>8.2f} GB/s".format(
                 b.group or "", b.name, b.stats.mean * 1e6, b.extra_info["GB/s"]
             )
         )
