@@ -483,12 +483,13 @@ def test_publish_subscribe():
 
 def test_graceful_stop_closes_websockets_with_1001():
     app = echo_app()
-    with app.run_in_thread() as server:
-        ws = ws_connect(server)
-    with pytest.raises(ConnectionClosed) as closed:
-        ws.recv(timeout=5)
+    running = app.run_in_thread()
+    server = running.__enter__()
+    with ws_connect(server) as ws:
+        running.__exit__(None, None, None)  # stop while the client is connected
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
     assert closed.value.rcvd.code == 1001
-    ws.close()
 
 
 def test_listen_inside_running_loop_returns_server():

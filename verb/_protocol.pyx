@@ -935,6 +935,12 @@ cdef class ConnectionBase:
         if parser.should_upgrade():
             self._upgrade_request = [request, b""]
             return
+        if self._busy:
+            # Pipelined behind a request still being handled: answer in order, later.
+            if self._ready is None:
+                self._ready = []
+            self._ready.append((request, parser.should_keep_alive()))
+            return
         self._handle_http(request, parser.should_keep_alive())
 
     cdef void _handle_http(self, object request, bint keep_alive):
@@ -962,8 +968,11 @@ cdef class ConnectionBase:
             self._write_response(request, response, keep_alive)
         finally:
             self._busy -= 1
-            if self.transport is not None and self.mode == MODE_HTTP:
-                self.transport.resume_reading()
+        while self._ready and not self._busy and self.transport is not None:
+            request, keep_alive = self._ready.pop(0)
+            self._handle_http(request, keep_alive)
+        if not self._busy and self.transport is not None and self.mode == MODE_HTTP:
+            self.transport.resume_reading()
 
     cdef void _http_failed(self, object request, object response, object exc, bint keep_alive):
         if isinstance(exc, HTTPError):

@@ -260,9 +260,12 @@ class Server:
         """Stop gracefully: stop accepting, close every WebSocket with 1001, wait for buffers
         to drain (at most `stop_timeout`), then drop what is left. Returns an awaitable; the
         stop proceeds even if it is not awaited."""
+        return asyncio.ensure_future(self._stop_once())
+
+    async def _stop_once(self):
         if self._stopping is None:
             self._stopping = asyncio.ensure_future(self._stop())
-        return self._stopping
+        await asyncio.shield(self._stopping)
 
     async def _stop(self):
         if self._task is not None:
@@ -325,7 +328,7 @@ class _ThreadedServer:
         return self.server
 
     def __exit__(self, *exc):
-        future = asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop)
+        future = asyncio.run_coroutine_threadsafe(self.server._stop_once(), self.loop)
         future.result(timeout=self.app.config.stop_timeout + 5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
