@@ -621,3 +621,157 @@ def test_backpressure_limit_drops_and_drain_fires():
                 received += 1
             _wait_for(lambda: results["drains"] >= 1)
     release.set()
+
+
+# ---------------------------------------------------------------------------------------------
+# More of the API
+
+
+def test_dict_config_with_camel_case_options():
+    app = create_server(ServerProtocol.WEBSOCKET)
+    app.websocket({"message": lambda ws, m: ws.sendText(m.upper()), "maxPayloadLength": 10,
+                   "idleTimeout": 60, "sendPings": False, "publishToSelf": True})
+    assert app.config.max_payload_length == 10 and app.config.publish_to_self
+    with app.run_in_thread() as server:
+        with ws_connect(server) as ws:
+            ws.send("abc")
+            assert ws.recv(timeout=5) == "ABC"
+            ws.send("x" * 11)
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=5)
+            assert closed.value.rcvd.code == 1009
+
+
+def test_bad_options_and_handlers_raise_clear_errors():
+    app = create_server(ServerProtocol.WEBSOCKET)
+    with pytest.raises(TypeError, match="maxPayloadLength"):
+        app.websocket(maxPayloadLenght=5)
+    with pytest.raises(ValueError, match="backpressure_limit"):
+        app.websocket(backpressure_limit=-1)
+    with pytest.raises(TypeError, match="message"):
+        app.websocket(message="not callable")
+
+
+def test_publish_to_self_and_cork_and_send_binary():
+    app = create_server(ServerProtocol.WEBSOCKET)
+
+    def message(ws, message):
+        ws.subscribe("t")
+        with ws.cork():
+            ws.send_binary("as bytes")
+            ws.publish("t", "to everyone, me included")
+
+    app.websocket(message=message, publish_to_self=True)
+    with app.run_in_thread() as server:
+        with ws_connect(server) as ws:
+            ws.send("go")
+            assert ws.recv(timeout=5) == b"as bytes"
+            assert ws.recv(timeout=5) == "to everyone, me included"
+
+
+def test_close_timeout_cuts_a_peer_that_never_answers_close():
+    closed = []
+    app = create_server(ServerProtocol.WEBSOCKET)
+    app.websocket(open=lambda ws: ws.close(1000, "bye"), close_timeout=0.3,
+                  close=lambda ws, code, reason: closed.append((code, reason)))
+    with app.run_in_thread() as server:
+        with socket.create_connection((server.host, server.port), timeout=5) as sock:
+            sock.sendall(upgrade_request())
+            data = b""
+            started = time.monotonic()
+            while True:  # read until the server cuts the TCP connection
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            assert b"\x88\x05\x03\xe8bye" in data
+            assert time.monotonic() - started < 3
+        _wait_for(lambda: closed)
+    assert closed == [(1006, "close timeout")]
+
+
+def test_node_style_pong_listener():
+    pongs = []
+    app = create_server(ServerProtocol.WEBSOCKET)
+
+    def open_(ws):
+        ws.on("pong", lambda data: pongs.append(data))
+        ws.ping(b"are you there")
+
+    app.websocket(open=open_)
+    with app.run_in_thread() as server:
+        with ws_connect(server):
+            _wait_for(lambda: pongs)
+    assert pongs == [b"are you there"]
+
+
+def test_send_after_close_returns_zero_and_ready_state_closes():
+    results = []
+    app = create_server(ServerProtocol.WEBSOCKET)
+
+    def close(ws, code, reason):
+        results.append((ws.ready_state, ws.send("too late")))
+
+    app.websocket(close=close)
+    with app.run_in_thread() as server:
+        with ws_connect(server) as ws:
+            ws.close()
+        _wait_for(lambda: results)
+    assert results == [(verb.WebSocket.CLOSED, 0)]
+
+
+def test_burst_to_an_async_handler_arrives_complete_and_in_order():
+    app = create_server(ServerProtocol.WEBSOCKET)
+
+    async def message(ws, message):
+        await asyncio.sleep(0)
+        ws.send(message)
+
+    app.websocket(message=message)
+    with app.run_in_thread() as server:
+        with ws_connect(server) as ws:
+            for i in range(500):  # beyond the pending-event limit: reading pauses, then resumes
+                ws.send(str(i))
+            assert [ws.recv(timeout=5) for _ in range(500)] == [str(i) for i in range(500)]
+
+
+def test_http_body_limit_head_and_keep_alive():
+    app = create_server(max_body=100)
+    app.post("/", lambda req, res: res.text(str(len(req.body))))
+    app.get("/page", lambda req, res: res.html("<p>page</p>"))
+    with app.run_in_thread() as server:
+        status, _, body = http_get(server, "/", "POST", body=b"x" * 100)
+        assert (status, body) == (200, b"100")
+        assert http_get(server, "/", "POST", body=b"x" * 101)[0] == 413
+        status, headers, body = http_get(server, "/page", "HEAD")
+        assert status == 200 and body == b"" and headers["Content-Length"] == "11"
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+        for _ in range(3):  # three requests on one keep-alive connection
+            conn.request("GET", "/page")
+            assert conn.getresponse().read() == b"<p>page</p>"
+        conn.close()
+
+
+def test_binding_a_port_in_use_raises():
+    app = echo_app()
+    with app.run_in_thread() as server:
+        with pytest.raises(OSError):
+            with echo_app().run_in_thread(port=server.port):
+                pass
+
+
+def test_garbage_after_handshake_closes_only_that_connection():
+    app = echo_app()
+    with app.run_in_thread() as server:
+        with ws_connect(server) as good:
+            with socket.create_connection((server.host, server.port), timeout=5) as sock:
+                sock.sendall(upgrade_request() + bytes(range(256)) * 4)
+                data = b""
+                while True:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                assert b"\x88" in data  # a close frame (protocol error) before the cut
+            good.send("fine")
+            assert good.recv(timeout=5) == "fine"
