@@ -775,3 +775,48 @@ def test_garbage_after_handshake_closes_only_that_connection():
                 assert b"\x88" in data  # a close frame (protocol error) before the cut
             good.send("fine")
             assert good.recv(timeout=5) == "fine"
+
+
+def test_chunked_request_body():
+    app = create_server()
+    app.post("/", lambda req, res: res.text(req.body.decode()))
+    with app.run_in_thread() as server:
+        response = raw_request(server, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+                                       b"\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world"
+                                       b"\r\n0\r\n\r\n")
+    assert status_of(response) == 200 and response.endswith(b"hello world")
+
+
+def test_on_start_and_on_stop_hooks():
+    events = []
+    app = echo_app()
+    app.on_start(lambda server: events.append(("start", server.port)))
+
+    @app.on_stop
+    async def stopped():
+        events.append(("stop",))
+
+    with app.run_in_thread() as server:
+        port = server.port
+    assert events == [("start", port), ("stop",)]
+
+
+def test_compression_true_without_negotiation_still_serves():
+    app = echo_app(compression=True)
+    with app.run_in_thread() as server:
+        with ws_connect(server, compression="deflate") as ws:  # the client offers deflate
+            ws.send("plain")
+            assert ws.recv(timeout=5) == "plain"
+
+
+def test_stop_without_await_still_stops():
+    async def main():
+        app = echo_app()
+        server = app.listen(0, host="127.0.0.1")
+        await asyncio.sleep(0.05)
+        server.stop()  # not awaited
+        await asyncio.sleep(0.3)
+        with pytest.raises(OSError):
+            await asyncio.open_connection(server.host, server.port)
+
+    asyncio.run(main())

@@ -195,7 +195,6 @@ class App:
     async def _serve_forever(self, port, host, callback):
         server = self._bind(port, host)
         await server._serve()
-        log.info("verb: serving on %s", server.url)
         print(f"verb: listening on {server.url}", flush=True)
         if callback is not None:
             callback()
