@@ -106,6 +106,9 @@ def test_verb_demo_serves_the_chat_page_and_socket(tmp_path):
                 connect(f"ws://127.0.0.1:{port}/chat", proxy=None, open_timeout=5) as b:
             a.send('{"type": "join", "room": "r", "name": "ann"}')
             b.send('{"type": "join", "room": "r", "name": "bob"}')
+            # Two connections: wait until bob is in the room before ann speaks.
+            while "bob joined r" not in b.recv(timeout=5):
+                pass
             a.send('{"type": "message", "text": "hello bob"}')
             seen = []
             deadline = time.monotonic() + 5
