@@ -1,0 +1,271 @@
+"""End-to-end tests of the programs in examples/ (the Verb WebSocket guide, ported).
+
+Each test loads its example afresh (tests/example_loader.py), serves the example's module-level
+`app` on 127.0.0.1 with a free port in a background thread, and drives it with the independent
+`websockets` client (raw sockets where a misbehaving peer is needed). Timings the examples read
+from the environment are set short here. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from example_loader import EXAMPLES, ExampleLoader, wait_for
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.sync.client import connect
+
+from verb import timers
+from verb.testing import request
+
+TIMEOUT = 5  # seconds: the bound of every wait for something that should happen
+QUIET = 0.3  # seconds: how long "nothing arrives" is watched for
+
+
+@pytest.fixture
+def examples(monkeypatch):
+    """Loads examples; cancels the timers they created at teardown."""
+    monkeypatch.delenv("VERB_PORT", raising=False)
+    monkeypatch.delenv("VERB_HOST", raising=False)
+    loader = ExampleLoader()
+    yield loader
+    loader.close()
+    assert not timers._pending, "a timer of an example was left waiting for the next server"
+
+
+def ws_connect(server, path="/", **kwargs):
+    kwargs.setdefault("proxy", None)
+    kwargs.setdefault("open_timeout", TIMEOUT)
+    kwargs.setdefault("compression", None)
+    return connect(server.ws_url + path, **kwargs)
+
+
+def recv_json(ws, timeout=TIMEOUT):
+    message = ws.recv(timeout=timeout)
+    assert isinstance(message, str), f"expected a text frame, got {message!r}"
+    return json.loads(message)
+
+
+def send_json(ws, data):
+    ws.send(json.dumps(data))
+
+
+def assert_silent(*clients, timeout=QUIET):
+    """Nothing arrives at any of `clients` within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    for ws in clients:
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=max(0.01, deadline - time.monotonic()))
+
+
+def assert_closed(ws, code, reason=None):
+    with pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=TIMEOUT)
+    assert closed.value.rcvd is not None, "closed without a close frame"
+    assert closed.value.rcvd.code == code
+    if reason is not None:
+        assert closed.value.rcvd.reason == reason
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+class Output:
+    """What the examples print (their console.log), collected from capsys across reads."""
+
+    def __init__(self, capsys):
+        self.capsys = capsys
+        self.text = ""
+
+    def wait_for(self, fragment):
+        def seen():
+            self.text += self.capsys.readouterr().out
+            return fragment in self.text
+        wait_for(seen, TIMEOUT)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Basic echo
+
+
+def test_basic_echo(examples, capsys):
+    example = examples.load("basic_echo")
+    output = Output(capsys)
+    with example.app.run_in_thread() as server:
+        page = request(server, "GET", "/")
+        assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
+        # The page connects back to wherever it was served from, never a fixed address.
+        assert "location.host" in page.text
+        assert "localhost" not in page.text and "3000" not in page.text
+        with ws_connect(server) as ws:
+            assert ws.recv(timeout=TIMEOUT) == "Welcome to WebSocket server!"
+            output.wait_for("Client connected")
+            ws.send("hello")
+            assert ws.recv(timeout=TIMEOUT) == "Echo: hello"
+            ws.send("ünïcødé ✓")
+            assert ws.recv(timeout=TIMEOUT) == "Echo: ünïcødé ✓"
+        output.wait_for("Client disconnected: 1000 - ")
+    assert "Received: hello" in output.text
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_verb_run_serves_basic_echo_and_stops_on_sigint():
+    port = free_port()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("VERB_PORT", None)
+    env.pop("VERB_HOST", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "verb", "run", str(EXAMPLES / "basic_echo.py"), "--port",
+         str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        cwd=EXAMPLES.parent)
+    lines: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout],
+                              daemon=True)
+    reader.start()
+    seen = []
+
+    def read_until(fragment):
+        deadline = time.monotonic() + TIMEOUT * 2
+        while not any(fragment in line for line in seen):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{fragment!r} not printed; output so far: {seen}")
+            try:
+                seen.append(lines.get(timeout=remaining))
+            except queue.Empty:
+                pass
+
+    try:
+        read_until(f"listening on http://127.0.0.1:{port}")
+        with connect(f"ws://127.0.0.1:{port}/", proxy=None, open_timeout=TIMEOUT) as ws:
+            assert ws.recv(timeout=TIMEOUT) == "Welcome to WebSocket server!"
+            ws.send("over the CLI")
+            assert ws.recv(timeout=TIMEOUT) == "Echo: over the CLI"
+        read_until("Client disconnected: 1000")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=TIMEOUT * 2) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=TIMEOUT)
+        reader.join(timeout=TIMEOUT)
+    assert not any("Traceback" in line for line in seen), "".join(seen)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Secure echo (wss://)
+
+
+def test_secure_echo_over_tls(examples, monkeypatch, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    monkeypatch.setenv("TLS_CERT", str(cert_path))
+    monkeypatch.setenv("TLS_KEY", str(key_path))
+    example = examples.load("secure_echo")
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    with example.app.run_in_thread() as server:
+        assert server.ws_url.startswith("wss://")
+        with ws_connect(server, ssl=client_context) as ws:
+            assert ws.recv(timeout=TIMEOUT) == "Welcome to secure WebSocket server!"
+            ws.send("secret")
+            assert ws.recv(timeout=TIMEOUT) == "Secure echo: secret"
+            assert ws.socket.version().startswith("TLS")
+        # A client that does not trust the CA is refused by its own TLS check.
+        with pytest.raises(ssl.SSLCertVerificationError):
+            ws_connect(server, ssl=ssl.create_default_context())
+        # Plain ws:// on the TLS port gets no WebSocket.
+        with pytest.raises(InvalidHandshake):
+            connect(f"ws://{server.host}:{server.port}/", proxy=None, open_timeout=2)
+
+
+def test_secure_echo_certificate_arguments(examples, monkeypatch, tmp_path):
+    cert_path, key_path = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert_path.write_text("x")
+    key_path.write_text("y")
+    monkeypatch.setenv("TLS_CERT", str(tmp_path / "missing.pem"))
+    with pytest.raises(FileNotFoundError, match="TLS_CERT"):
+        examples.load("secure_echo")
+    # --cert/--key, when given, win over the environment.
+    monkeypatch.setenv("TLS_CERT", str(cert_path))
+    monkeypatch.setenv("TLS_KEY", str(key_path))
+    trustme = pytest.importorskip("trustme")
+    issued = trustme.CA().issue_cert("127.0.0.1")
+    issued.cert_chain_pems[0].write_to_path(str(cert_path))
+    issued.private_key_pem.write_to_path(str(key_path))
+    example = examples.load("secure_echo")
+    assert example.tls_files([]) == {"cert": str(cert_path), "key": str(key_path)}
+    assert example.tls_files(["--cert", str(key_path), "--key", str(cert_path)]) == {
+        "cert": str(key_path), "key": str(cert_path)}
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Advanced configuration
+
+
+def test_advanced_config_options_are_applied(examples):
+    example = examples.load("advanced_config")
+    config = example.app.config
+    assert config.max_payload_length == 1024 * 1024
+    assert config.idle_timeout == 60
+    assert config.compression == "shared"
+    assert config.backpressure_limit == 512 * 1024
+    assert config.protocols == ("chat", "json")
+    assert config.headers == (("X-Server", "verb"),)
+
+
+def test_advanced_config_messages(examples):
+    example = examples.load("advanced_config")
+    with example.app.run_in_thread() as server:
+        # compression=True on the server and permessage-deflate offered by the client: the
+        # connection works whether or not the extension is negotiated.
+        with ws_connect(server, subprotocols=["json", "chat"], compression="deflate") as a, \
+                ws_connect(server, subprotocols=["json"]) as b:
+            assert a.subprotocol == "chat" and b.subprotocol == "json"
+            assert a.response.headers["X-Server"] == "verb"
+
+            before = now_ms()
+            send_json(a, {"type": "ping"})
+            pong = recv_json(a)
+            assert pong["type"] == "pong" and set(pong) == {"type", "timestamp"}
+            assert before - 1000 <= pong["timestamp"] <= now_ms() + 1000
+
+            send_json(a, {"type": "chat", "message": "hello all"})
+            for ws in (a, b):  # a broadcast: the sender gets it too
+                chat = recv_json(ws)
+                assert chat["type"] == "chat" and chat["message"] == "hello all"
+                assert isinstance(chat["timestamp"], int)
+
+            send_json(b, {"type": "dance"})
+            assert recv_json(b) == {"type": "error", "message": "Unknown message type"}
+            send_json(b, [1, 2])
+            assert recv_json(b) == {"type": "error", "message": "Unknown message type"}
+            b.send("{not json")
+            assert recv_json(b) == {"type": "error", "message": "Invalid JSON"}
+            assert_silent(a)  # errors go to the sender only
+
+            # max_payload_length: a bigger message closes the connection with 1009.
+            b.send("x" * (1024 * 1024 + 1))
+            assert_closed(b, 1009)
+            send_json(a, {"type": "ping"})
+            assert recv_json(a)["type"] == "pong"
