@@ -269,3 +269,174 @@ def test_advanced_config_messages(examples):
             assert_closed(b, 1009)
             send_json(a, {"type": "ping"})
             assert recv_json(a)["type"] == "pong"
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Chat with user counts (topics)
+
+
+def test_chat_page(examples):
+    example = examples.load("chat")
+    with example.app.run_in_thread() as server:
+        page = request(server, "GET", "/")
+        assert page.status == 200
+        assert 'location.host + "/ws"' in page.text and "localhost" not in page.text
+
+
+def test_chat_join_message_leave_and_counts(examples):
+    example = examples.load("chat")
+    with example.app.run_in_thread() as server:
+        with ws_connect(server, "/ws") as alice, ws_connect(server, "/ws") as bob, \
+                ws_connect(server, "/ws") as lurker:
+            send_json(alice, {"type": "join", "username": "alice"})
+            assert recv_json(alice) == {"type": "user_joined", "username": "alice"}
+            assert recv_json(alice) == {"type": "user_count", "count": 1}
+
+            send_json(bob, {"type": "join", "username": "bob"})
+            for ws in (alice, bob):
+                assert recv_json(ws) == {"type": "user_joined", "username": "bob"}
+                assert recv_json(ws) == {"type": "user_count", "count": 2}
+
+            send_json(alice, {"type": "message", "text": "hi bob"})
+            for ws in (alice, bob):
+                message = recv_json(ws)
+                assert message.pop("timestamp") > 0
+                assert message == {"type": "message", "username": "alice", "text": "hi bob"}
+
+            # Only those who joined hear the chat; a client that has not joined may not talk.
+            assert_silent(lurker)
+            send_json(lurker, {"type": "message", "text": "psst"})
+            assert recv_json(lurker) == {"type": "error", "message": "Join the chat first"}
+            send_json(alice, {"type": "join", "username": "again"})
+            assert recv_json(alice) == {"type": "error", "message": "Already joined"}
+            send_json(lurker, {"type": "join", "username": "  "})
+            assert recv_json(lurker) == {"type": "error", "message": "A username is required"}
+            lurker.send("nope")
+            assert recv_json(lurker) == {"type": "error", "message": "Invalid JSON"}
+
+            bob.close()
+            assert recv_json(alice) == {"type": "user_left", "username": "bob"}
+            assert recv_json(alice) == {"type": "user_count", "count": 1}
+            lurker.close()  # never joined: no announcement
+            assert_silent(alice)
+            assert example.app.subscriber_count("chat") == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Multi-room chat
+
+
+def test_multi_room_chat(examples):
+    example = examples.load("multi_room_chat")
+    rooms = example.rooms
+    with example.app.run_in_thread() as server:
+        with ws_connect(server) as alice, ws_connect(server) as bob, ws_connect(server) as carol:
+            send_json(alice, {"type": "join", "room": "lobby", "username": "alice"})
+            assert recv_json(alice) == {"type": "joined", "room": "lobby", "members": ["alice"]}
+            send_json(bob, {"type": "join", "room": "lobby", "username": "bob"})
+            assert recv_json(bob) == {"type": "joined", "room": "lobby",
+                                      "members": ["alice", "bob"]}
+            assert recv_json(alice) == {"type": "user_joined", "room": "lobby",
+                                        "username": "bob"}
+            send_json(alice, {"type": "join", "room": "games"})
+            assert recv_json(alice) == {"type": "joined", "room": "games", "members": ["alice"]}
+            send_json(carol, {"type": "join", "room": "games", "username": "carol"})
+            assert recv_json(carol)["members"] == ["alice", "carol"]
+            assert recv_json(alice) == {"type": "user_joined", "room": "games",
+                                        "username": "carol"}
+            assert sorted(rooms) == ["games", "lobby"]
+            assert len(rooms["lobby"]) == 2 and len(rooms["games"]) == 2
+
+            # A message reaches its room's members (the sender included) and nobody else.
+            send_json(bob, {"type": "message", "room": "lobby", "text": "hello lobby"})
+            for ws in (alice, bob):
+                message = recv_json(ws)
+                assert message.pop("timestamp") > 0
+                assert message == {"type": "message", "room": "lobby", "username": "bob",
+                                   "text": "hello lobby"}
+            assert_silent(carol)
+            send_json(bob, {"type": "message", "room": "games", "text": "let me in"})
+            assert recv_json(bob) == {"type": "error", "message": "Not in room games"}
+
+            send_json(carol, {"type": "ping"})
+            pong = recv_json(carol)
+            assert pong["type"] == "pong" and isinstance(pong["timestamp"], int)
+            send_json(carol, {"type": "shout", "room": "games"})
+            assert recv_json(carol) == {"type": "error", "message": "Unknown message type"}
+            send_json(carol, {"type": "join"})
+            assert recv_json(carol) == {"type": "error", "message": "A room name is required"}
+            send_json(carol, {"type": "join", "room": "games"})
+            assert recv_json(carol) == {"type": "error", "message": "Already in room games"}
+            send_json(carol, {"type": "leave", "room": "lobby"})
+            assert recv_json(carol) == {"type": "error", "message": "Not in room lobby"}
+
+            # Leaving: the others are told; the last one out removes the room.
+            send_json(carol, {"type": "leave", "room": "games"})
+            assert recv_json(carol) == {"type": "left", "room": "games"}
+            assert recv_json(alice) == {"type": "user_left", "room": "games",
+                                        "username": "carol"}
+            send_json(alice, {"type": "leave", "room": "games"})
+            assert recv_json(alice) == {"type": "left", "room": "games"}
+            wait_for(lambda: "games" not in rooms)
+            assert_silent(bob, carol)
+
+            # Disconnecting leaves every room.
+            bob.close()
+            assert recv_json(alice) == {"type": "user_left", "room": "lobby", "username": "bob"}
+            assert list(rooms) == ["lobby"] and len(rooms["lobby"]) == 1
+        wait_for(lambda: not rooms)  # alice, the last member, disconnected
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Live feeds
+
+
+def test_live_feed_publishers_start_with_the_server(examples, monkeypatch):
+    monkeypatch.setenv("FEED_INTERVAL_MS", "40")
+    example = examples.load("live_feed")
+    # set_interval at module level, with no loop running: the feeds wait for the server.
+    assert all(timer in timers._pending for timer in example.feed_timers)
+    with example.app.run_in_thread() as server:
+        assert not any(timer in timers._pending for timer in example.feed_timers)
+        with ws_connect(server) as stocks, ws_connect(server) as news, \
+                ws_connect(server) as idle:
+            for ws in (stocks, news, idle):
+                assert recv_json(ws) == {"type": "welcome", "topics": ["stocks", "news",
+                                                                       "weather"]}
+            send_json(stocks, {"type": "subscribe", "topic": "stocks"})
+            assert recv_json(stocks) == {"type": "subscribed", "topic": "stocks"}
+            send_json(news, {"type": "subscribe", "topic": "news"})
+            assert recv_json(news) == {"type": "subscribed", "topic": "news"}
+            send_json(news, {"type": "subscribe", "topic": "weather"})
+            assert recv_json(news) == {"type": "subscribed", "topic": "weather"}
+
+            # Each subscriber gets its topics' updates only; a client without topics nothing.
+            updates = [recv_json(stocks) for _ in range(3)]
+            for update in updates:
+                assert update["type"] == "update" and update["topic"] == "stocks"
+                assert set(update["data"]) == {"AAPL", "GOOGL", "MSFT", "TSLA"}
+                assert isinstance(update["timestamp"], int)
+            news_topics = set()
+            while news_topics != {"news", "weather"}:
+                update = recv_json(news)
+                assert update["type"] == "update" and update["topic"] in ("news", "weather")
+                news_topics.add(update["topic"])
+            assert_silent(idle)
+
+            send_json(news, {"type": "getTopics"})
+            while (reply := recv_json(news))["type"] == "update":
+                pass
+            assert reply == {"type": "topics", "topics": ["stocks", "news", "weather"],
+                             "subscribed": ["news", "weather"]}
+
+            # After the unsubscribe is confirmed, no more updates arrive.
+            send_json(stocks, {"type": "unsubscribe", "topic": "stocks"})
+            while (reply := recv_json(stocks))["type"] == "update":
+                pass
+            assert reply == {"type": "unsubscribed", "topic": "stocks"}
+            assert_silent(stocks)
+
+            send_json(idle, {"type": "subscribe", "topic": "gossip"})
+            assert recv_json(idle) == {"type": "error", "message": "Unknown topic: gossip"}
+            send_json(idle, {"type": "publish"})
+            assert recv_json(idle) == {"type": "error", "message": "Unknown message type"}
