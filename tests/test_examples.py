@@ -8,6 +8,7 @@ from the environment are set short here. Every wait is bounded.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -21,7 +22,7 @@ import time
 
 import pytest
 from example_loader import EXAMPLES, ExampleLoader, wait_for
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import connect
 
 from verb import timers
@@ -440,3 +441,223 @@ def test_live_feed_publishers_start_with_the_server(examples, monkeypatch):
             assert recv_json(idle) == {"type": "error", "message": "Unknown topic: gossip"}
             send_json(idle, {"type": "publish"})
             assert recv_json(idle) == {"type": "error", "message": "Unknown message type"}
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Authentication
+
+
+@pytest.fixture
+def auth_example(examples, monkeypatch):
+    monkeypatch.setenv("AUTH_TIMEOUT_MS", "300")
+    return examples.load("auth")
+
+
+def test_auth_timeout_closes_a_client_that_does_not_authenticate(auth_example):
+    with auth_example.app.run_in_thread() as server, ws_connect(server) as ws:
+        started = time.monotonic()
+        assert recv_json(ws) == {"type": "auth_required"}
+        send_json(ws, {"type": "message", "text": "let me talk"})
+        assert recv_json(ws) == {"type": "error", "message": "Authentication required"}
+        assert recv_json(ws) == {"type": "auth_timeout",
+                                 "message": "Authentication timeout"}
+        assert_closed(ws, 1008, "Authentication timeout")
+        assert 0.25 <= time.monotonic() - started < TIMEOUT
+
+
+def test_auth_admin_and_user_roles(auth_example):
+    with auth_example.app.run_in_thread() as server:
+        with ws_connect(server) as admin, ws_connect(server) as user:
+            for ws, token in ((admin, "admin-token"), (user, "user-token")):
+                assert recv_json(ws) == {"type": "auth_required"}
+                send_json(ws, {"type": "auth", "token": token})
+            assert recv_json(admin) == {"type": "auth_success", "user": "alice", "role": "admin"}
+            assert recv_json(user) == {"type": "auth_success", "user": "bob", "role": "user"}
+
+            send_json(admin, {"type": "admin_command", "command": "restart"})
+            assert recv_json(admin) == {"type": "admin_result", "command": "restart",
+                                        "result": "ok", "by": "alice"}
+            send_json(user, {"type": "admin_command", "command": "restart"})
+            assert recv_json(user) == {"type": "error", "message": "Permission denied"}
+
+            # Authenticated clients outlive the authentication timeout.
+            time.sleep(0.45)
+            send_json(user, {"type": "message", "text": "still here"})
+            assert recv_json(user) == {"type": "message", "user": "bob", "text": "still here"}
+            send_json(user, {"type": "auth", "token": "admin-token"})
+            assert recv_json(user) == {"type": "error", "message": "Already authenticated"}
+            assert_silent(admin)
+
+
+def test_auth_bad_token_is_refused(auth_example):
+    with auth_example.app.run_in_thread() as server:
+        with ws_connect(server) as ws:
+            assert recv_json(ws) == {"type": "auth_required"}
+            send_json(ws, {"type": "auth", "token": "forged"})
+            assert recv_json(ws) == {"type": "auth_failed", "message": "Invalid token"}
+            assert_closed(ws, 1008, "Authentication failed")
+        with ws_connect(server) as ws:
+            assert recv_json(ws) == {"type": "auth_required"}
+            ws.send("not json")
+            assert recv_json(ws) == {"type": "error", "message": "Invalid JSON"}
+
+
+def test_auth_token_in_query_via_upgrade(auth_example):
+    app = auth_example.query_token_app()
+    with app.run_in_thread() as server:
+        with ws_connect(server, "/?token=admin-token") as ws:
+            assert recv_json(ws) == {"type": "auth_success", "user": "alice", "role": "admin"}
+            send_json(ws, {"type": "admin_command", "command": "flush"})
+            assert recv_json(ws)["type"] == "admin_result"
+        with ws_connect(server, "/?token=user-token") as ws:
+            assert recv_json(ws) == {"type": "auth_success", "user": "bob", "role": "user"}
+            send_json(ws, {"type": "admin_command", "command": "flush"})
+            assert recv_json(ws) == {"type": "error", "message": "Permission denied"}
+        for path in ("/?token=forged", "/"):
+            with pytest.raises(InvalidStatus) as refused:
+                ws_connect(server, path)
+            assert refused.value.response.status_code == 401
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. Error handling and health checks
+
+
+class RawClient:
+    """A WebSocket client over a plain socket that reads frames and never answers a ping."""
+
+    def __init__(self, server):
+        self.sock = socket.create_connection((server.host, server.port), timeout=TIMEOUT)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            chunk = self.sock.recv(4096)
+            assert chunk, "connection closed during the handshake"
+            self.buffer += chunk
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101")
+
+    def frames_until_eof(self, timeout):
+        """Opcodes of the frames received until the server drops the connection."""
+        opcodes = []
+        deadline = time.monotonic() + timeout
+        while True:
+            while len(self.buffer) >= 2 and len(self.buffer) >= 2 + (self.buffer[1] & 0x7F):
+                length = self.buffer[1] & 0x7F  # server frames here are short and unmasked
+                assert length < 126
+                opcodes.append(self.buffer[0] & 0x0F)
+                self.buffer = self.buffer[2 + length:]
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = self.sock.recv(4096)
+            except ConnectionResetError:
+                return opcodes
+            except socket.timeout:
+                raise AssertionError(f"not dropped within {timeout} s; frames: {opcodes}") from None
+            if not chunk:
+                return opcodes
+            self.buffer += chunk
+
+    def close(self):
+        self.sock.close()
+
+
+def test_error_handling_replies(examples, capsys):
+    example = examples.load("error_handling")
+    output = Output(capsys)
+    with example.app.run_in_thread() as server, ws_connect(server) as ws:
+        send_json(ws, {"type": "echo", "data": [1, "two"]})
+        assert recv_json(ws) == {"type": "echo", "data": [1, "two"]}
+        ws.send("{oops")
+        assert recv_json(ws) == {"type": "error", "message": "Invalid JSON"}
+        send_json(ws, {"data": 1})
+        assert recv_json(ws) == {"type": "error", "message": "Missing message type"}
+        send_json(ws, "echo")
+        assert recv_json(ws) == {"type": "error", "message": "Missing message type"}
+        send_json(ws, {"type": "juggle"})
+        assert recv_json(ws) == {"type": "error", "message": "Unknown message type: juggle"}
+        # An exception escaping the handler goes to the error handler; the client stays.
+        send_json(ws, {"type": "fail"})
+        assert recv_json(ws) == {"type": "error", "message": "Internal server error"}
+        output.wait_for("WebSocket error: RuntimeError(")
+        send_json(ws, {"type": "echo", "data": "still open"})
+        assert recv_json(ws) == {"type": "echo", "data": "still open"}
+
+
+def test_error_handling_terminates_dead_peers_and_keeps_live_ones(examples, monkeypatch):
+    monkeypatch.setenv("HEARTBEAT_INTERVAL_MS", "100")
+    example = examples.load("error_handling")
+    with example.app.run_in_thread() as server:
+        # websockets answers pings on its own thread: this peer is alive.
+        with ws_connect(server, ping_interval=None) as live:
+            dead = RawClient(server)
+            try:
+                wait_for(lambda: len(example.clients) == 2)
+                started = time.monotonic()
+                opcodes = dead.frames_until_eof(timeout=TIMEOUT)
+                elapsed = time.monotonic() - started
+            finally:
+                dead.close()
+            # Pinged (0x9) at least once, then dropped without a closing handshake (no 0x8).
+            assert 0x9 in opcodes and 0x8 not in opcodes, opcodes
+            assert elapsed < 1.0  # two heartbeat rounds, not the server's idle timeout
+            wait_for(lambda: len(example.clients) == 1)
+            # The live peer has been pinged and answered through several rounds meanwhile.
+            time.sleep(0.35)
+            send_json(live, {"type": "echo", "data": "alive"})
+            assert recv_json(live) == {"type": "echo", "data": "alive"}
+            assert len(example.clients) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. Connection management
+
+
+def test_connection_management_capacity(examples, monkeypatch):
+    monkeypatch.setenv("MAX_CONNECTIONS", "2")
+    example = examples.load("connection_management")
+    with example.app.run_in_thread() as server:
+        with ws_connect(server) as first, ws_connect(server) as second:
+            assert recv_json(first) == {"type": "welcome", "id": 1, "connections": 1}
+            assert recv_json(second) == {"type": "welcome", "id": 2, "connections": 2}
+            with ws_connect(server) as third:
+                assert recv_json(third) == {"type": "error", "message": "Server at capacity"}
+                assert_closed(third, 1013, "Server overloaded")
+            first.send("hello")
+            assert recv_json(first) == {"type": "ack", "received": "hello"}
+            assert request(server, "GET", "/stats").json() == {
+                "active": 2, "max": 2, "total": 2, "rejected": 1, "timed_out": 0}
+        # Capacity comes back as clients leave.
+        wait_for(lambda: not example.connections)
+        with ws_connect(server) as fourth:
+            assert recv_json(fourth) == {"type": "welcome", "id": 3, "connections": 1}
+
+
+def test_connection_management_inactivity_cleanup(examples, monkeypatch):
+    monkeypatch.setenv("CLEANUP_INTERVAL_MS", "50")
+    monkeypatch.setenv("INACTIVITY_TIMEOUT_MS", "400")
+    example = examples.load("connection_management")
+    with example.app.run_in_thread() as server:
+        with ws_connect(server) as active, ws_connect(server) as silent:
+            recv_json(active)
+            recv_json(silent)
+            started = time.monotonic()
+            timed_out = None
+            while timed_out is None:
+                assert time.monotonic() - started < TIMEOUT, "the silent client was kept"
+                active.send("tick")  # activity every ~100 ms keeps this one
+                assert recv_json(active) == {"type": "ack", "received": "tick"}
+                try:
+                    timed_out = recv_json(silent, timeout=0.1)
+                except TimeoutError:
+                    pass
+            assert timed_out == {"type": "timeout", "message": "Closed for inactivity"}
+            assert 0.35 <= time.monotonic() - started
+            assert_closed(silent, 1000, "Inactive connection")
+            active.send("still here")
+            assert recv_json(active) == {"type": "ack", "received": "still here"}
+            assert len(example.connections) == 1
+            assert example.stats["timed_out"] == 1
