@@ -35,7 +35,7 @@ PAGE = """<!doctype html>
   #messages p { margin: .2rem 0; }
   #messages .system { color: #777; font-style: italic; }
   #messages b { color: #0b5cad; }
-  form { display: flex; gap: .5rem; margin-top: .5rem; }
+  form { display: flex; gap: .5rem; margin: .5rem 0; }
   form input { flex: 1; padding: .3rem; }
 </style>
 </head>
