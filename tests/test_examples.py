@@ -596,14 +596,12 @@ def test_error_handling_terminates_dead_peers_and_keeps_live_ones(examples, monk
             dead = RawClient(server)
             try:
                 wait_for(lambda: len(example.clients) == 2)
-                started = time.monotonic()
                 opcodes = dead.frames_until_eof(timeout=TIMEOUT)
-                elapsed = time.monotonic() - started
             finally:
                 dead.close()
-            # Pinged (0x9) at least once, then dropped without a closing handshake (no 0x8).
+            # Pinged (0x9) at least once, then dropped without a closing handshake (no 0x8):
+            # terminated by the heartbeat, not closed by the server's idle timeout (120 s, 1001).
             assert 0x9 in opcodes and 0x8 not in opcodes, opcodes
-            assert elapsed < 1.0  # two heartbeat rounds, not the server's idle timeout
             wait_for(lambda: len(example.clients) == 1)
             # The live peer has been pinged and answered through several rounds meanwhile.
             time.sleep(0.35)
