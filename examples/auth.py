@@ -114,8 +114,8 @@ def query_token_app():
         return {"user": user}  # becomes ws.data
 
     def on_query_open(ws):
-        user = ws.data["user"]
-        ws.send_json({"type": "auth_success", "user": user["user"], "role": user["role"]})
+        ws.user = ws.data["user"]
+        ws.send_json({"type": "auth_success", "user": ws.user["user"], "role": ws.user["role"]})
 
     def on_query_message(ws, message):
         try:
@@ -123,7 +123,6 @@ def query_token_app():
         except ValueError:
             ws.send_json({"type": "error", "message": "Invalid JSON"})
             return
-        ws.user = ws.data["user"]
         handle_authenticated(ws, data.get("type") if isinstance(data, dict) else None, data)
 
     query_app.websocket(upgrade=upgrade, open=on_query_open, message=on_query_message)
