@@ -12,6 +12,14 @@ sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Pyt
 PY
 [ -e /usr/include/zlib.h ] || need+=(zlib1g-dev)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# Chromium for tests/test_browser.py: Debian's package, driven by Playwright (never downloaded).
+if [ ! -x /usr/bin/chromium ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+        need+=(chromium)
+    else
+        echo "bootstrap: tests/test_browser.py needs Chromium at /usr/bin/chromium" >&2
+    fi
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "bootstrap: installing ${need[*]}"

@@ -438,6 +438,28 @@ def test_ping_and_pong_handlers_and_auto_pong():
     assert ("ping", b"cli") in seen
 
 
+def test_pong_listeners_take_the_data_or_nothing():
+    # The guide's `ws.on("pong", () => { ws.isAlive = true })`: a listener without parameters
+    # must not fail (it used to be called with the data and close the connection with 1011).
+    seen = []
+
+    def open_(ws):
+        ws.on("pong", lambda: seen.append("no args"))
+        ws.on("pong", lambda data: seen.append(data))
+        with pytest.raises(TypeError, match="pong listener"):
+            ws.on("pong", lambda a, b: None)
+        ws.ping(b"hb")
+
+    app = create_server(ServerProtocol.WEBSOCKET)
+    app.websocket(open=open_, message=lambda ws, message: ws.send(message))
+    with app.run_in_thread() as server:
+        with ws_connect(server) as ws:
+            _wait_for(lambda: len(seen) == 2)
+            ws.send("still open")
+            assert ws.recv(timeout=5) == "still open"
+    assert seen == ["no args", b"hb"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Topics
 

@@ -33,6 +33,7 @@ import orjson
 
 from verb import handshake as _handshake
 from verb.http import HTTPError, Headers, Request, Response, error_response
+from verb.options import Handler
 
 log = logging.getLogger("verb")
 
@@ -679,7 +680,7 @@ cdef class ServerWebSocket(FrameHandler):
 
     cdef void _dispatch_plain(self, object fn, object arg):
         try:
-            result = fn(arg)
+            result = fn.call(arg)
             if asyncio.iscoroutine(result):
                 self.hub.loop.create_task(result)
         except Exception as exc:
@@ -727,7 +728,9 @@ cdef class ServerWebSocket(FrameHandler):
             raise ValueError("ws.on supports 'pong'; use app.websocket(...) handlers for others")
         if self._listeners is None:
             self._listeners = {}
-        self._listeners.setdefault(event, []).append(fn)
+        # Resolved once, like the handlers: a listener takes the pong's data or nothing (the
+        # guide's `ws.on("pong", () => ...)`); a callable that can take neither fails here.
+        self._listeners.setdefault(event, []).append(Handler(fn, "pong listener", 1))
         return self
 
 
