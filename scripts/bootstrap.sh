@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs the system packages verb's build and tests need, only those missing.
-# The test command (scripts/test.sh) runs this first, so CI and a newcomer take the same path.
+# Installs the system packages verb's build needs, and with --test those its tests need; only
+# those missing. scripts/test.sh runs it with --test, so CI and a newcomer take the same path.
 set -euo pipefail
+for_tests=0
+[ "${1:-}" = "--test" ] && for_tests=1
 
 need=()
 command -v cc >/dev/null 2>&1 || need+=(gcc)
@@ -13,7 +15,7 @@ PY
 [ -e /usr/include/zlib.h ] || need+=(zlib1g-dev)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # Chromium for tests/test_browser.py: Debian's package, driven by Playwright (never downloaded).
-if [ ! -x /usr/bin/chromium ]; then
+if [ $for_tests = 1 ] && [ ! -x /usr/bin/chromium ]; then
     if command -v apt-get >/dev/null 2>&1; then
         need+=(chromium)
     else

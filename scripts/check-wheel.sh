@@ -261,7 +261,7 @@ PY
     local vpy="$w/venv/bin/python"
 
     step="install wheel[test] (--only-binary=:all:, no compiler)"
-    (cd "$w/run" && CC=false CXX=false "$vpy" -m pip install -q --only-binary=:all: "${repaired}[test]")
+    (cd "$w/run" && CC=false CXX=false "$vpy" -m pip install -q --only-binary=:all: "${repaired}[test,browser]")
     "$vpy" -m pip list 2>/dev/null | grep -i -E '^(verb-ws|pytest|pytest-benchmark|hypothesis|websockets|orjson|uvloop) '
 
     step="import verb from the venv"
