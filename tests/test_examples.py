@@ -125,7 +125,7 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def test_verb_run_serves_basic_echo_and_stops_on_sigint():
+def test_verb_run_serves_basic_echo_and_stops_on_sigint(tmp_path):
     port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.pop("VERB_PORT", None)
@@ -134,7 +134,7 @@ def test_verb_run_serves_basic_echo_and_stops_on_sigint():
         [sys.executable, "-m", "verb", "run", str(EXAMPLES / "basic_echo.py"), "--port",
          str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-        cwd=EXAMPLES.parent)
+        cwd=tmp_path)  # not the repo root: `-m verb` must import the installed package
     lines: queue.Queue = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout],
                               daemon=True)
