@@ -42,8 +42,10 @@ COMPILER_DIRECTIVES = {
     "linetrace": LINETRACE,
 }
 
-# Modules of the sans-I/O core. Each entry: module name -> extra C sources (none yet).
-EXTENSIONS = ["verb._mask", "verb._utf8", "verb._frame"]
+# Modules of the sans-I/O core.
+EXTENSIONS = ["verb._mask", "verb._utf8", "verb._frame", "verb._deflate"]
+# System libraries a module links against (module name -> library names).
+LIBRARIES = {"verb._deflate": ["z"]}
 
 # Per compiler family. Never -march=native: a wheel must run on every CPU of its platform.
 OPT_FLAGS = {
@@ -86,6 +88,7 @@ def extensions():
             [name.replace(".", "/") + ".pyx"],
             include_dirs=["verb"],
             define_macros=macros,
+            libraries=LIBRARIES.get(name, []),
         )
         for name in EXTENSIONS
     ]
