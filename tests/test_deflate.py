@@ -29,14 +29,20 @@ def json_like(size, seed=0):
     parts = ['{"type":"batch","items":[']
     length = len(parts[0])
     while length < size:
-        item = json.dumps({
-            "id": rnd.randrange(10**6),
-            "user": rnd.choice(["alice", "bob", "carol", "dave", "erin", "frank"]),
-            "event": rnd.choice(["click", "view", "buy", "scroll"]),
-            "ts": 1700000000 + rnd.randrange(10**6),
-            "price": round(rnd.random() * 100, 2),
-            "tags": rnd.sample(["a", "b", "c", "d", "e"], 2),
-        }, separators=(",", ":")) + ","
+        item = (
+            json.dumps(
+                {
+                    "id": rnd.randrange(10**6),
+                    "user": rnd.choice(["alice", "bob", "carol", "dave", "erin", "frank"]),
+                    "event": rnd.choice(["click", "view", "buy", "scroll"]),
+                    "ts": 1700000000 + rnd.randrange(10**6),
+                    "price": round(rnd.random() * 100, 2),
+                    "tags": rnd.sample(["a", "b", "c", "d", "e"], 2),
+                },
+                separators=(",", ":"),
+            )
+            + ","
+        )
         parts.append(item)
         length += len(item)
     return "".join(parts)[:size].encode()
@@ -220,10 +226,17 @@ def test_window_bits_8():
     assert inflater.decompress(payload) == short
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"window_bits": 7}, {"window_bits": 16}, {"level": 10}, {"level": -2},
-    {"mem_level": 0}, {"mem_level": 10},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"window_bits": 7},
+        {"window_bits": 16},
+        {"level": 10},
+        {"level": -2},
+        {"mem_level": 0},
+        {"mem_level": 10},
+    ],
+)
 def test_deflater_rejects_bad_settings(kwargs):
     with pytest.raises(ValueError):
         Deflater(**kwargs)
@@ -343,7 +356,7 @@ def test_buffered_grows_while_fed():
     inflater = Inflater()
     inflater.feed(payload[: len(payload) // 2])
     assert 0 < inflater.buffered < len(msg)
-    inflater.feed(payload[len(payload) // 2:])
+    inflater.feed(payload[len(payload) // 2 :])
     assert inflater.finish() == msg
     assert inflater.buffered == 0
 
@@ -398,7 +411,7 @@ def test_bomb_fed_in_pieces():
     inflater = Inflater(max_size=MIB)
     with pytest.raises(DeflateError) as info:
         for i in range(0, len(data), 100):
-            inflater.feed(data[i:i + 100])
+            inflater.feed(data[i : i + 100])
         inflater.finish()
     assert info.value.close_code == 1009
     assert inflater.peak_buffer == MIB + 1
@@ -441,14 +454,17 @@ def assert_still_works(inflater):
     assert inflater.decompress(Deflater().compress(msg)) == msg
 
 
-@pytest.mark.parametrize("data", [
-    b"\xff",                           # BTYPE 11: reserved
-    b"\x07\xff\xff\xff",               # reserved block type again
-    b"\x00\x05\x00\x00\x00hello",      # stored block with a bad NLEN
-    bytes.fromhex("f248cdc9c907"),     # "Hello" without its last byte: truncated
-    bytes.fromhex("f248cdc9"),         # cut inside the block
-    bytes.fromhex("0005"),             # cut inside a stored block's header
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xff",  # BTYPE 11: reserved
+        b"\x07\xff\xff\xff",  # reserved block type again
+        b"\x00\x05\x00\x00\x00hello",  # stored block with a bad NLEN
+        bytes.fromhex("f248cdc9c907"),  # "Hello" without its last byte: truncated
+        bytes.fromhex("f248cdc9"),  # cut inside the block
+        bytes.fromhex("0005"),  # cut inside a stored block's header
+    ],
+)
 def test_corrupt(data):
     inflater = Inflater()
     assert close_code(inflater, data) == 1007
