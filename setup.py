@@ -43,7 +43,9 @@ COMPILER_DIRECTIVES = {
 }
 
 # The compiled modules: the sans-I/O core, then the connection layer.
-EXTENSIONS = ["verb._mask", "verb._utf8", "verb._frame", "verb._protocol"]
+EXTENSIONS = ["verb._mask", "verb._utf8", "verb._frame", "verb._deflate", "verb._protocol"]
+# System libraries a module links against (module name -> library names).
+LIBRARIES = {"verb._deflate": ["z"]}
 
 # Per compiler family. Never -march=native: a wheel must run on every CPU of its platform.
 OPT_FLAGS = {
@@ -86,6 +88,7 @@ def extensions():
             [name.replace(".", "/") + ".pyx"],
             include_dirs=["verb"],
             define_macros=macros,
+            libraries=LIBRARIES.get(name, []),
         )
         for name in EXTENSIONS
     ]
