@@ -520,3 +520,126 @@ def test_kuhn_cases_in_text_messages(name, data, expect):
             assert not parser.failed
             parser.feed(build_frame(0, data[i:i + 1], fin=False, key=KEY))
         assert parser.failed and parser.close_code == 1007
+
+
+# ---------------------------------------------------------------------------------------------
+# permessage-deflate (RFC 7692) through the parser
+
+import zlib  # noqa: E402
+
+from verb._deflate import Deflater, Inflater  # noqa: E402
+
+
+def deflate(data, wbits=15):
+    """A compressed message payload made with CPython's zlib, tail removed (RFC 7692 7.2.1)."""
+    compressor = zlib.compressobj(wbits=-wbits)
+    out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+def deflate_parser(**kw):
+    collector = _frame.EventCollector()
+    inflater = kw.pop("inflater", None) or Inflater(no_context_takeover=True)
+    return collector, _frame.FrameParser(collector, inflater=inflater, **kw)
+
+
+def test_compressed_single_frame_messages_text_and_binary():
+    text = "κόσμε " * 500
+    data = build_frame(1, deflate(text.encode()), rsv=4, key=KEY)
+    data += build_frame(2, deflate(b"\x00" * 5000), rsv=4, key=KEY)
+    data += build_frame(1, b"not compressed", key=KEY)  # RSV1 clear: a plain message
+    for cuts in ([], range(1, len(data)), [7, 100, 101]):
+        collector, parser = deflate_parser()
+        last = 0
+        for cut in list(cuts) + [len(data)]:
+            parser.feed(data[last:cut])
+            last = cut
+        assert collector.events == [TextMessage(text), BinaryMessage(b"\x00" * 5000),
+                                    TextMessage("not compressed")]
+
+
+def test_compressed_fragmented_message_with_control_frames_between():
+    payload = deflate(b"fragmented and compressed " * 100)
+    third = len(payload) // 3
+    data = (build_frame(2, payload[:third], fin=False, rsv=4, key=KEY)
+            + build_frame(9, b"mid", key=KEY)
+            + build_frame(0, payload[third:2 * third], fin=False, key=KEY)
+            + build_frame(10, b"pong", key=KEY)
+            + build_frame(0, payload[2 * third:], key=KEY))
+    collector, parser = deflate_parser()
+    for i in range(0, len(data), 3):
+        parser.feed(data[i:i + 3])
+    assert collector.events == [Ping(b"mid"), Pong(b"pong"),
+                                BinaryMessage(b"fragmented and compressed " * 100)]
+
+
+def test_rsv1_on_continuation_or_control_frame_closes_1002_even_with_deflate():
+    collector, parser = deflate_parser()
+    parser.feed(build_frame(2, deflate(b"a"), fin=False, rsv=4, key=KEY)
+                + build_frame(0, b"", rsv=4, key=KEY))
+    assert collector.events[-1].code == 1002
+    collector, parser = deflate_parser()
+    parser.feed(build_frame(9, b"", rsv=4, key=KEY))
+    assert collector.events[-1].code == 1002
+
+
+def test_context_takeover_across_messages():
+    compressor = zlib.compressobj(wbits=-15)
+    inflater = Inflater()  # keeps its window between messages
+    collector, parser = deflate_parser(inflater=inflater)
+    sizes = []
+    for i in range(20):
+        message = b'{"event": "tick", "symbol": "VERB", "price": %d}' % (100 + i)
+        payload = (compressor.compress(message) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        sizes.append(len(payload))
+        parser.feed(build_frame(2, payload, rsv=4, key=KEY))
+    assert collector.events == [BinaryMessage(b'{"event": "tick", "symbol": "VERB", "price": %d}'
+                                              % (100 + i)) for i in range(20)]
+    assert sizes[-1] < sizes[0] / 2  # later messages refer back to earlier ones
+
+
+def test_decompression_bomb_closes_1009():
+    bomb = deflate(b"\x00" * (10 << 20))
+    assert len(bomb) < 20_000
+    collector, parser = deflate_parser(max_payload_length=1 << 20)
+    parser.feed(build_frame(2, bomb, rsv=4, key=KEY))
+    assert [type(e) for e in collector.events] == [ProtocolError]
+    assert collector.events[0].code == 1009
+    assert parser.inflater.peak_buffer <= (1 << 20) + 1
+
+
+def test_corrupt_compressed_stream_closes_1007():
+    for garbage in (b"\xff\xff\xff\xff", deflate(b"hello world")[:-3] + b"\x07\x07\x07"):
+        collector, parser = deflate_parser()
+        parser.feed(build_frame(1, garbage, rsv=4, key=KEY))
+        assert [e.code for e in collector.events] == [1007]
+
+
+def test_compressed_text_with_invalid_utf8_closes_1007():
+    collector, parser = deflate_parser()
+    parser.feed(build_frame(1, deflate(b"ok \xed\xa0\x80"), rsv=4, key=KEY))
+    assert [e.code for e in collector.events] == [1007]
+
+
+def test_one_shared_inflater_serves_interleaved_connections():
+    shared = Inflater(no_context_takeover=True)
+    a, parser_a = deflate_parser(inflater=shared)
+    b, parser_b = deflate_parser(inflater=shared)
+    payload_a, payload_b = deflate(b"from a " * 50), deflate(b"from b " * 50)
+    half_a, half_b = len(payload_a) // 2, len(payload_b) // 2
+    parser_a.feed(build_frame(2, payload_a[:half_a], fin=False, rsv=4, key=KEY))
+    parser_b.feed(build_frame(2, payload_b[:half_b], fin=False, rsv=4, key=KEY))
+    parser_a.feed(build_frame(0, payload_a[half_a:], key=KEY))
+    parser_b.feed(build_frame(0, payload_b[half_b:], key=KEY))
+    assert a.events == [BinaryMessage(b"from a " * 50)]
+    assert b.events == [BinaryMessage(b"from b " * 50)]
+
+
+def test_our_deflater_round_trips_through_the_parser():
+    deflater = Deflater(no_context_takeover=True)
+    collector, parser = deflate_parser()
+    for message in (b"", b"x", b"abc" * 1000, bytes(range(256)) * 40):
+        parser.feed(build_frame(2, deflater.compress(message), rsv=4, key=KEY))
+    assert [e.data for e in collector.events] == [b"", b"x", b"abc" * 1000,
+                                                  bytes(range(256)) * 40]

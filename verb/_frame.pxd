@@ -3,6 +3,8 @@
 
 from libc.stdint cimport uint32_t, uint64_t
 
+from verb._deflate cimport Inflater
+
 cdef enum:
     OP_CONT = 0x0
     OP_TEXT = 0x1
@@ -40,6 +42,10 @@ cdef class FrameParser:
     cdef readonly FrameHandler handler
     cdef readonly bint server
     cdef readonly Py_ssize_t max_payload_length
+    # permessage-deflate (RFC 7692): set when the extension was negotiated; RSV1 on the first
+    # frame of a data message then marks it compressed. May be shared by many parsers: each
+    # compressed message is inflated whole, once it has arrived.
+    cdef public Inflater inflater
 
     cdef int _state
     # Header of the current frame while it arrives in pieces.
@@ -57,6 +63,7 @@ cdef class FrameParser:
     cdef int _ctl_len
     # Data message being assembled; _msg_opcode is 0 when none is in progress.
     cdef int _msg_opcode
+    cdef bint _msg_compressed
     cdef unsigned char *_msg
     cdef Py_ssize_t _msg_len
     cdef Py_ssize_t _msg_cap

@@ -1,5 +1,6 @@
 from typing import Optional, Union
 
+from verb._deflate import Inflater
 from verb.events import BinaryMessage, Close, Ping, Pong, ProtocolError, TextMessage
 
 _BytesLike = Union[bytes, bytearray, memoryview]
@@ -32,7 +33,9 @@ class FrameParser:
         *,
         server: bool = ...,
         max_payload_length: Optional[int] = ...,
+        inflater: Optional[Inflater] = ...,
     ) -> None: ...
+    inflater: Optional[Inflater]
     @property
     def failed(self) -> bool: ...
     @property

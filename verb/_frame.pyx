@@ -9,6 +9,11 @@ released when the message ends.
 Every rule a server must enforce ends in a protocol error with its close code (1002, 1007,
 1009); events parsed before the error are delivered first, and after it the parser discards
 all further input.
+
+With permessage-deflate negotiated (an `Inflater` in `inflater`), a compressed message's
+payload is kept compressed until its last frame and inflated whole: a shared inflater is never
+left in the middle of a stream, and `max_payload_length` bounds both the compressed bytes held
+and the inflated size (the inflater stops before allocating past it).
 """
 
 from libc.stdlib cimport free, realloc
@@ -18,6 +23,7 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 
+from verb._deflate cimport Inflater
 from verb._mask cimport verb_mask
 from verb._utf8 cimport VERB_UTF8_ACCEPT, verb_utf8_feed
 
@@ -138,7 +144,7 @@ cdef class FrameParser:
     """
 
     def __cinit__(self, FrameHandler handler not None, *, bint server=True,
-                  max_payload_length=DEFAULT_MAX_PAYLOAD_LENGTH):
+                  max_payload_length=DEFAULT_MAX_PAYLOAD_LENGTH, Inflater inflater=None):
         if max_payload_length is None:
             self.max_payload_length = _UNLIMITED
         else:
@@ -148,6 +154,7 @@ cdef class FrameParser:
             self.max_payload_length = max_payload_length
         self.handler = handler
         self.server = server
+        self.inflater = inflater
         self._state = ST_HEADER
         self._msg = NULL
         self.close_code = 0
@@ -203,6 +210,7 @@ cdef class FrameParser:
         self._msg_len = 0
         self._msg_cap = 0
         self._msg_opcode = 0
+        self._msg_compressed = False
         self._utf8_state = VERB_UTF8_ACCEPT
 
     cdef int feed_buffer(self, unsigned char *data, Py_ssize_t n) except -1:
@@ -300,15 +308,17 @@ cdef class FrameParser:
             if self._msg_opcode != 0:
                 return self._fail(CLOSE_PROTOCOL_ERROR,
                                   "new data frame inside a fragmented message")
-            if rsv1:
+            if rsv1 and self.inflater is None:
                 return self._fail(CLOSE_PROTOCOL_ERROR, "RSV1 set without a negotiated extension")
         if not control:
             # Limits before any payload is buffered (declared length, plus what is held).
             if <uint64_t>self._msg_len + length > <uint64_t>self.max_payload_length:
                 return self._fail(CLOSE_MESSAGE_TOO_BIG,
                                   "message over the {}-byte limit".format(self.max_payload_length))
-            if opcode != OP_CONT and not fin:
-                self._msg_opcode = opcode
+            if opcode != OP_CONT:
+                self._msg_compressed = rsv1
+                if not fin:
+                    self._msg_opcode = opcode
         if masked:
             memcpy(self._key, hdr + off, 4)
         self._opcode = opcode
@@ -328,7 +338,7 @@ cdef class FrameParser:
             self._ctl_len += <int>n
             return 0
         cdef int msg_opcode = self._msg_opcode if self._opcode == OP_CONT else self._opcode
-        if msg_opcode == OP_TEXT:
+        if msg_opcode == OP_TEXT and not self._msg_compressed:
             # Fail fast: reject invalid UTF-8 as soon as it arrives (RFC 6455 section 8.1).
             if verb_utf8_feed(&self._utf8_state, data, <size_t>n) < 0:
                 return self._fail(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message")
@@ -366,10 +376,23 @@ cdef class FrameParser:
     cdef int _deliver_message(self, const unsigned char *data, Py_ssize_t n) except -1:
         """A whole data message: `data` is the payload (ours or the caller's buffer)."""
         cdef int opcode = self._msg_opcode if self._msg_opcode else self._opcode
-        cdef bint buffered = data == self._msg and data != NULL
+        cdef bint compressed = self._msg_compressed
+        cdef bint validated = data == self._msg and data != NULL and not compressed
+        cdef Inflater inflater
+        cdef int code
         cdef object payload
-        if opcode == OP_TEXT:
-            if buffered:
+        if compressed:
+            inflater = self.inflater
+            inflater.max_size = self.max_payload_length
+            code = inflater.inflate_message(data, n)
+            if code != 0:
+                return self._fail(code, inflater.error)
+            data = inflater.out
+            n = inflater.out_len
+        try:
+            if opcode != OP_TEXT:
+                payload = PyBytes_FromStringAndSize(<const char *>data, n)
+            elif validated:
                 # Validated piece by piece as it arrived; only the end state is left to check.
                 if self._utf8_state != VERB_UTF8_ACCEPT:
                     return self._fail(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message")
@@ -381,8 +404,9 @@ cdef class FrameParser:
                     payload = PyUnicode_DecodeUTF8(<const char *>data, n, NULL)
                 except UnicodeDecodeError:
                     return self._fail(CLOSE_INVALID_DATA, "invalid UTF-8 in a text message")
-        else:
-            payload = PyBytes_FromStringAndSize(<const char *>data, n)
+        finally:
+            if compressed:
+                self.inflater.release_output()
         self._reset_message()
         if opcode == OP_TEXT:
             return self.handler.on_text(<str>payload)
