@@ -1,6 +1,8 @@
 # Contract of the sans-I/O frame core (RFC 6455 section 5): the parser, the callback interface it
 # reports events through, and the serializer's inline header writer.
 
+from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport uint32_t, uint64_t
 
 from verb._deflate cimport Inflater
@@ -118,6 +120,30 @@ cdef inline Py_ssize_t write_frame_header(unsigned char *out, int opcode, bint f
         out[i + 3] = key[3]
         i += 4
     return i
+
+
+cdef extern from "Python.h":
+    const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
+
+
+cdef inline const unsigned char *message_payload(object data, Py_ssize_t *size, bint *text,
+                                                 Py_buffer *view, bint *held) except? NULL:
+    """Where a message's payload lies: str as its UTF-8 (a text message), bytes directly, any
+    other bytes-like through the buffer protocol; then `held` is set and the caller must
+    PyBuffer_Release(view)."""
+    held[0] = False
+    if type(data) is bytes:
+        text[0] = False
+        size[0] = PyBytes_GET_SIZE(data)
+        return <const unsigned char *>PyBytes_AS_STRING(data)
+    if isinstance(data, str):
+        text[0] = True
+        return <const unsigned char *>PyUnicode_AsUTF8AndSize(data, size)
+    PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
+    held[0] = True
+    text[0] = False
+    size[0] = view.len
+    return <const unsigned char *>view.buf
 
 
 cdef bytes build_frame(int opcode, const unsigned char *data, Py_ssize_t n, bint fin, bint rsv1,

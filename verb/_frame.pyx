@@ -31,9 +31,6 @@ import os
 
 from verb import events as _events
 
-cdef extern from "Python.h":
-    const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
-
 cdef enum:
     ST_HEADER = 0
     ST_PAYLOAD = 1
@@ -479,35 +476,6 @@ cdef bytes build_frame(int opcode, const unsigned char *data, Py_ssize_t n, bint
     return frame
 
 
-cdef class _Payload:
-    """Pointer and size of a message payload: str as UTF-8, bytes directly, else the buffer
-    protocol (held until this object goes away)."""
-
-    cdef const unsigned char *ptr
-    cdef Py_ssize_t size
-    cdef Py_buffer view
-    cdef bint has_view
-
-    def __dealloc__(self):
-        if self.has_view:
-            PyBuffer_Release(&self.view)
-
-
-cdef _Payload _payload(object data):
-    cdef _Payload p = _Payload.__new__(_Payload)
-    if type(data) is bytes:
-        p.ptr = <const unsigned char *>PyBytes_AS_STRING(data)
-        p.size = len(<bytes>data)
-    elif isinstance(data, str):
-        p.ptr = <const unsigned char *>PyUnicode_AsUTF8AndSize(data, &p.size)
-    else:
-        PyObject_GetBuffer(data, &p.view, PyBUF_SIMPLE)
-        p.has_view = True
-        p.ptr = <const unsigned char *>p.view.buf
-        p.size = p.view.len
-    return p
-
-
 cdef inline const unsigned char *_mask_key(object mask) except? NULL:
     """NULL for server frames (mask None/False), a random key for True, else the given key.
 
@@ -539,14 +507,22 @@ def encode_frame(int opcode, data, *, bint fin=True, bint rsv1=False, mask=None)
     if (3 <= opcode <= 7) or opcode > 0xA or opcode < 0:
         raise ValueError("not a WebSocket opcode: {!r}".format(opcode))
     cdef const unsigned char *key = _mask_key(mask)
-    cdef _Payload payload = _payload(data)
-    if opcode >= OP_CLOSE:
-        if payload.size > 125:
-            raise ValueError("control frame payload is {} bytes; the limit is 125".format(
-                payload.size))
-        if not fin:
-            raise ValueError("control frames cannot be fragmented")
-    return build_frame(opcode, payload.ptr, payload.size, fin, rsv1, key)
+    cdef Py_ssize_t size
+    cdef bint text
+    cdef Py_buffer view
+    cdef bint held
+    cdef const unsigned char *payload = message_payload(data, &size, &text, &view, &held)
+    try:
+        if opcode >= OP_CLOSE:
+            if size > 125:
+                raise ValueError("control frame payload is {} bytes; the limit is 125".format(
+                    size))
+            if not fin:
+                raise ValueError("control frames cannot be fragmented")
+        return build_frame(opcode, payload, size, fin, rsv1, key)
+    finally:
+        if held:
+            PyBuffer_Release(&view)
 
 
 def encode_message(data, *, Py_ssize_t fragment_size=0, mask=None):
@@ -564,19 +540,25 @@ def encode_message(data, *, Py_ssize_t fragment_size=0, mask=None):
     cdef Py_ssize_t start = 0, size
     if fragment_size < 0:
         raise ValueError("fragment_size must be >= 0, got {}".format(fragment_size))
-    cdef int opcode = OP_TEXT if isinstance(data, str) else OP_BINARY
-    cdef _Payload p = _payload(data)
-    cdef const unsigned char *payload = p.ptr
-    cdef Py_ssize_t n = p.size
-    if fragment_size == 0 or n <= fragment_size:
-        return [build_frame(opcode, payload, n, True, False, _mask_key(mask))]
-    frames = []
-    while start < n:
-        size = min(fragment_size, n - start)
-        frames.append(build_frame(opcode if start == 0 else OP_CONT, payload + start, size,
-                                  start + size == n, False, _mask_key(mask)))
-        start += size
-    return frames
+    cdef Py_ssize_t n
+    cdef bint text
+    cdef Py_buffer view
+    cdef bint held
+    cdef const unsigned char *payload = message_payload(data, &n, &text, &view, &held)
+    cdef int opcode = OP_TEXT if text else OP_BINARY
+    try:
+        if fragment_size == 0 or n <= fragment_size:
+            return [build_frame(opcode, payload, n, True, False, _mask_key(mask))]
+        frames = []
+        while start < n:
+            size = min(fragment_size, n - start)
+            frames.append(build_frame(opcode if start == 0 else OP_CONT, payload + start, size,
+                                      start + size == n, False, _mask_key(mask)))
+            start += size
+        return frames
+    finally:
+        if held:
+            PyBuffer_Release(&view)
 
 
 def encode_close(code=CLOSE_NORMAL, reason="", *, mask=None):

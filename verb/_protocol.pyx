@@ -18,27 +18,26 @@ import asyncio
 import collections
 import logging
 
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBuffer_Release
 from cpython.bytes cimport PyBytes_AS_STRING
 from libc.string cimport memcpy
 
+from verb._deflate cimport Deflater, Inflater
 from verb._frame cimport (
     CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_NO_STATUS, CLOSE_NORMAL, CLOSE_ABNORMAL,
     CLOSE_POLICY_VIOLATION, FrameHandler, FrameParser, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG,
-    OP_TEXT, build_frame, is_valid_close_code,
+    OP_TEXT, build_frame, is_valid_close_code, message_payload,
 )
 
 import httptools
 import orjson
 
+from verb import extensions as _extensions
 from verb import handshake as _handshake
 from verb.http import HTTPError, Headers, Request, Response, error_response
 from verb.options import Handler
 
 log = logging.getLogger("verb")
-
-cdef extern from "Python.h":
-    const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
 
 # ready_state values, as in the browser API and Bun.
 CONNECTING = 0
@@ -125,6 +124,12 @@ cdef class Hub:
     cdef double handshake_timeout
     cdef double close_timeout
     cdef object max_connections
+    # permessage-deflate: negotiation settings (None: off), the loop's shared compressors (one
+    # per window size a client asked for) and shared decompressor.
+    cdef object deflate_settings
+    cdef dict _shared_deflaters
+    cdef Inflater _shared_inflater
+    cdef Py_ssize_t compression_threshold
 
     # Statistics.
     cdef public unsigned long long messages_in, messages_out, bytes_in, bytes_out, dropped
@@ -161,6 +166,13 @@ cdef class Hub:
         self.handshake_timeout = options.handshake_timeout
         self.close_timeout = options.close_timeout
         self.max_connections = options.max_connections
+        self.compression_threshold = options.compression_threshold
+        if options.compression is not None:
+            self.deflate_settings = _extensions.DeflateSettings(
+                mode=options.compression,
+                server_max_window_bits=options.server_max_window_bits,
+                client_max_window_bits=options.client_max_window_bits)
+            self._shared_deflaters = {}
         # Sweep often enough to honour the shortest timeout to within a quarter of it.
         cdef double shortest = min(self.handshake_timeout, self.close_timeout)
         if self.idle_timeout > 0:
@@ -262,25 +274,63 @@ cdef class Hub:
 
     # -- topics ---------------------------------------------------------------------------------
 
-    cdef Py_ssize_t publish_frame(self, str topic, bytes frame, ServerWebSocket exclude) except -1:
-        """Write one pre-built frame to every subscriber of `topic`; returns how many got it."""
+    cdef Py_ssize_t publish_message(self, str topic, object data, ServerWebSocket exclude,
+                                    object compress) except -1:
+        """Send `data` to every subscriber of `topic` but `exclude`; returns how many took it.
+
+        The message is framed once, and compressed at most once per shared compressor: every
+        subscriber gets the same bytes. Dedicated-mode subscribers get the plain frame (RFC 7692
+        lets any message go uncompressed).
+        """
         cdef dict subscribers = self.topics.get(topic)
         cdef ServerWebSocket ws
-        cdef Py_ssize_t delivered = 0
+        cdef Py_ssize_t delivered = 0, n
+        cdef bint text, held
+        cdef Py_buffer view
+        cdef const unsigned char *payload
+        cdef bytes plain = None, packed = None, frame
+        cdef Deflater packed_by = None
         if not subscribers:
             return 0
-        for ws in subscribers:
-            if ws is exclude:
-                continue
-            if ws._queue_frame(frame) != 0:
-                delivered += 1
+        payload = message_payload(data, &n, &text, &view, &held)
+        try:
+            for ws in subscribers:
+                if ws is exclude:
+                    continue
+                if ws._deflater_shared and _wants_compression(compress, n,
+                                                              self.compression_threshold):
+                    if packed_by is not ws._deflater:
+                        packed_by = ws._deflater
+                        packed = _compressed_frame(packed_by, text, payload, n)
+                    frame = packed
+                else:
+                    if plain is None:
+                        plain = build_frame(OP_TEXT if text else OP_BINARY, payload, n, True,
+                                            False, NULL)
+                    frame = plain
+                if ws._queue_frame(frame) != 0:
+                    delivered += 1
+        finally:
+            if held:
+                PyBuffer_Release(&view)
         return delivered
 
-    def publish(self, str topic not None, data, ServerWebSocket exclude=None):
+    def publish(self, str topic not None, data, ServerWebSocket exclude=None, compress=None):
         """Frame `data` once and send it to every subscriber of `topic`. Returns the count."""
-        if not self.topics.get(topic):
-            return 0
-        return self.publish_frame(topic, _data_frame(data), exclude)
+        return self.publish_message(topic, data, exclude, compress)
+
+    cdef Deflater shared_deflater(self, int window_bits):
+        cdef Deflater deflater = self._shared_deflaters.get(window_bits)
+        if deflater is None:
+            deflater = Deflater(window_bits=window_bits, no_context_takeover=True)
+            self._shared_deflaters[window_bits] = deflater
+        return deflater
+
+    cdef Inflater shared_inflater(self):
+        if self._shared_inflater is None:
+            self._shared_inflater = Inflater(no_context_takeover=True,
+                                             max_size=self.max_payload_length)
+        return self._shared_inflater
 
     def subscriber_count(self, str topic not None):
         cdef dict subscribers = self.topics.get(topic)
@@ -300,22 +350,20 @@ cdef class Hub:
                 del self.topics[topic]
 
 
-cdef bytes _data_frame(object data):
-    """A server frame for `data`: str → text, any bytes-like → binary."""
-    cdef Py_ssize_t n
-    cdef const char *text
-    cdef Py_buffer view
-    if isinstance(data, str):
-        text = PyUnicode_AsUTF8AndSize(data, &n)
-        return build_frame(OP_TEXT, <const unsigned char *>text, n, True, False, NULL)
-    if type(data) is bytes:
-        return build_frame(OP_BINARY, <const unsigned char *>PyBytes_AS_STRING(data),
-                           len(<bytes>data), True, False, NULL)
-    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-    try:
-        return build_frame(OP_BINARY, <const unsigned char *>view.buf, view.len, True, False, NULL)
-    finally:
-        PyBuffer_Release(&view)
+cdef inline bint _wants_compression(object compress, Py_ssize_t size, Py_ssize_t threshold):
+    """Per-message opt-out/in: compress=False never, True always, None above the threshold."""
+    if compress is None:
+        return size >= threshold
+    return compress is True
+
+
+cdef bytes _compressed_frame(Deflater deflater, bint text, const unsigned char *payload,
+                             Py_ssize_t n):
+    """A permessage-deflate frame: RSV1 set, payload compressed (RFC 7692 section 6)."""
+    cdef bytes packed = deflater.compress_buffer(payload, n)
+    return build_frame(OP_TEXT if text else OP_BINARY,
+                       <const unsigned char *>PyBytes_AS_STRING(packed), len(packed), True, True,
+                       NULL)
 
 
 cdef bytes _control_frame(int opcode, object data):
@@ -372,6 +420,8 @@ cdef class ServerWebSocket(FrameHandler):
     cdef object _task
     cdef bint _reading_paused
     cdef dict _listeners
+    cdef Deflater _deflater       # permessage-deflate negotiated: our compressor (else None)
+    cdef bint _deflater_shared    # ... the loop's shared one (no context takeover)
 
     CONNECTING = 0
     OPEN = 1
@@ -467,6 +517,24 @@ cdef class ServerWebSocket(FrameHandler):
             if self.hub.h_drain is not None:
                 self._dispatch(self.hub.h_drain, None, None)
 
+    cdef bytes _message_frame(self, object data, object compress, int force_opcode):
+        """Frame a message: str as text, bytes-like as binary (or `force_opcode`), compressed
+        when negotiated and wanted."""
+        cdef Py_ssize_t n
+        cdef bint text, held
+        cdef Py_buffer view
+        cdef const unsigned char *payload = message_payload(data, &n, &text, &view, &held)
+        if force_opcode:
+            text = force_opcode == OP_TEXT
+        try:
+            if self._deflater is not None and _wants_compression(
+                    compress, n, self.hub.compression_threshold):
+                return _compressed_frame(self._deflater, text, payload, n)
+            return build_frame(OP_TEXT if text else OP_BINARY, payload, n, True, False, NULL)
+        finally:
+            if held:
+                PyBuffer_Release(&view)
+
     def send(self, data, compress=None):
         """Send a message: str as text, bytes-like as binary.
 
@@ -476,19 +544,17 @@ cdef class ServerWebSocket(FrameHandler):
             empties), 0 when it was dropped (already buffering `backpressure_limit` or more, or
             the connection is not open).
         """
-        return self._queue_frame(_data_frame(data))
+        return self._queue_frame(self._message_frame(data, compress, 0))
 
     def send_text(self, str data not None, compress=None):
-        return self._queue_frame(_data_frame(data))
+        return self._queue_frame(self._message_frame(data, compress, 0))
 
     def send_binary(self, data, compress=None):
-        if isinstance(data, str):
-            data = (<str>data).encode("utf-8")
-        return self._queue_frame(_data_frame(data))
+        return self._queue_frame(self._message_frame(data, compress, OP_BINARY))
 
     def send_json(self, obj, compress=None):
         """Send `obj` as JSON (orjson) in a text frame, so a browser's JSON.parse reads it."""
-        return self._queue_frame(_data_frame(orjson.dumps(obj).decode("utf-8")))
+        return self._queue_frame(self._message_frame(orjson.dumps(obj), compress, OP_TEXT))
 
     sendText = send_text
     sendBinary = send_binary
@@ -533,10 +599,7 @@ cdef class ServerWebSocket(FrameHandler):
     def publish(self, str topic not None, data, compress=None):
         """Send `data` to every subscriber of `topic` but this one (unless publish_to_self)."""
         cdef Hub hub = self.hub
-        if not hub.topics.get(topic):
-            return 0
-        return hub.publish_frame(topic, _data_frame(data),
-                                 None if hub.publish_to_self else self)
+        return hub.publish_message(topic, data, None if hub.publish_to_self else self, compress)
 
     cdef void _unsubscribe_all(self):
         if self._topics:
@@ -840,6 +903,7 @@ cdef class ConnectionBase:
             self.ws._report_close(CLOSE_ABNORMAL, "connection lost")
             self.ws.transport = None
             self.ws.parser = None
+            self.ws._deflater = None  # a dedicated compressor's zlib memory goes now
             self.ws._dirty = False
             self.ws._out = None
         self.http_parser = None
@@ -1071,7 +1135,15 @@ cdef class ConnectionBase:
             return
         options = hub.options
         subprotocol = _handshake.select_subprotocol(request.headers, options.protocols)
-        self.transport.write(_handshake.build_response(key, subprotocol, None, options.headers))
+        extension = params = None
+        if hub.deflate_settings is not None:
+            offers = request.headers.get_all("sec-websocket-extensions")
+            if offers:
+                negotiated = _extensions.negotiate(offers, hub.deflate_settings)
+                if negotiated is not None:
+                    extension, params = negotiated
+        self.transport.write(_handshake.build_response(key, subprotocol, extension,
+                                                       options.headers))
         ws = ServerWebSocket.__new__(ServerWebSocket)
         ws.hub = hub
         ws.conn = self
@@ -1083,6 +1155,8 @@ cdef class ConnectionBase:
         ws.remote_address = request.ip if options.trust_proxy else self.remote_address
         ws._state = ST_OPEN
         ws._last_activity = hub.now
+        if params is not None:
+            _enable_deflate(hub, ws, params)
         self.ws = ws
         self.mode = MODE_WEBSOCKET
         self.http_parser = None
@@ -1096,3 +1170,17 @@ cdef class ConnectionBase:
         if rest and ws.parser is not None:
             ws.parser.feed(rest)
 
+
+
+cdef void _enable_deflate(Hub hub, ServerWebSocket ws, object params):
+    """Set up permessage-deflate for a connection from the agreed parameters (RFC 7692)."""
+    if params.shared:
+        ws._deflater = hub.shared_deflater(params.server_max_window_bits)
+        ws._deflater_shared = True
+        ws.parser.inflater = hub.shared_inflater()
+    else:
+        ws._deflater = Deflater(window_bits=params.server_max_window_bits,
+                                no_context_takeover=params.server_no_context_takeover)
+        ws.parser.inflater = Inflater(window_bits=max(9, params.client_max_window_bits),
+                                      no_context_takeover=params.client_no_context_takeover,
+                                      max_size=hub.max_payload_length)

@@ -99,6 +99,16 @@ def _compression(name: str, value: Any) -> str | None:
     )
 
 
+def _window_bits(name: str, value: Any) -> int:
+    # RFC 7692 §7.1.2: 8 to 15; zlib cannot make raw deflate streams with 8 (see _deflate.pyx).
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int from 9 to 15, got {_describe(value)}")
+    if not 9 <= value <= 15:
+        raise ValueError(f"{name} must be from 9 to 15 (LZ77 window of 2**bits bytes), "
+                         f"got {value!r}")
+    return value
+
+
 def _sequence(name: str, value: Any, example: str) -> list:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise TypeError(f"{name} must be a list or tuple, e.g. {example}, got {_describe(value)}")
@@ -188,6 +198,11 @@ class Options:
         publish_to_self: Whether `ws.publish` also reaches the publishing connection.
         compression: permessage-deflate (RFC 7692): None (off), "shared" or "dedicated"; True
             means "shared".
+        compression_threshold: Messages smaller than this many bytes are sent uncompressed
+            (below ~128 B deflate saves nothing worth its CPU; see the deflate benchmarks).
+        server_max_window_bits: LZ77 window (bits) of our compressor in "dedicated" mode.
+        client_max_window_bits: Window (bits) asked of the client's compressor in "dedicated"
+            mode, when the client allows choosing it.
         protocols: Subprotocols the server speaks, in order of preference (RFC 6455 §1.9).
         headers: Extra `(name, value)` headers of the 101 response.
         max_connections: Refuse (503) connections beyond this many; None for no limit.
@@ -211,6 +226,9 @@ class Options:
     close_on_backpressure_limit: bool = False
     publish_to_self: bool = False
     compression: str | None = None
+    compression_threshold: int = 128
+    server_max_window_bits: int = 15
+    client_max_window_bits: int = 15
     protocols: tuple[str, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
     max_connections: int | None = None
@@ -270,6 +288,9 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "close_on_backpressure_limit": _flag,
     "publish_to_self": _flag,
     "compression": _compression,
+    "compression_threshold": _body_size,
+    "server_max_window_bits": _window_bits,
+    "client_max_window_bits": _window_bits,
     "protocols": _protocols,
     "headers": _headers,
     "max_connections": _max_connections,
