@@ -56,7 +56,7 @@ def test_two_browser_pages_chat_through_the_server(chat_app, tmp_path):
     try:
         from playwright.sync_api import expect, sync_playwright
     except ImportError:
-        pytest.fail("playwright is not installed: pip install -e '.[test]'", pytrace=False)
+        pytest.fail("playwright is not installed: pip install -e '.[test,browser]'", pytrace=False)
     shots = Path(os.environ.get("VERB_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
 
@@ -103,3 +103,42 @@ def test_two_browser_pages_chat_through_the_server(chat_app, tmp_path):
             assert not errors, errors
         finally:
             context.close()
+
+
+@pytest.mark.parametrize("mode", ["shared", "dedicated"])
+def test_chromium_negotiates_permessage_deflate(tmp_path, mode):
+    """RFC 7692 with a real browser: Chromium's offer is accepted, and large compressible
+    messages round-trip in both directions (the page checks `ws.extensions`)."""
+    from playwright.sync_api import sync_playwright
+
+    from verb import ServerProtocol, create_server
+
+    app = create_server(ServerProtocol.WEBSOCKET)
+    app.get("/", lambda req, res: res.html("<!doctype html><title>deflate</title>"))
+    app.websocket(message=lambda ws, message: ws.send(message), compression=mode)
+    script = """async (url) => {
+        const ws = new WebSocket(url);
+        await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail; });
+        const results = [];
+        for (const message of ["small", "repeat ".repeat(20000), "ünïcödé ✓ ".repeat(500)]) {
+            const reply = new Promise((ok) => { ws.onmessage = (e) => ok(e.data); });
+            ws.send(message);
+            results.push((await reply) === message);
+        }
+        const extensions = ws.extensions;
+        ws.close();
+        return {extensions, results};
+    }"""
+    with app.run_in_thread() as server, sync_playwright() as playwright:
+        context = browser_context(playwright, tmp_path / "profile")
+        try:
+            page = context.new_page()
+            page.goto(server.url + "/")
+            outcome = page.evaluate(script, server.ws_url + "/")
+            stats = app.stats()
+        finally:
+            context.close()
+    assert outcome["extensions"].startswith("permessage-deflate")
+    assert ("server_no_context_takeover" in outcome["extensions"]) == (mode == "shared")
+    assert outcome["results"] == [True, True, True]
+    assert stats["bytes_out"] < 20_000  # 140 KB + 6 KB of text went out compressed
