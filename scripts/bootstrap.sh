@@ -22,6 +22,10 @@ if [ $for_tests = 1 ] && [ ! -x /usr/bin/chromium ]; then
         echo "bootstrap: tests/test_browser.py needs Chromium at /usr/bin/chromium" >&2
     fi
 fi
+# Node.js and npm for the interop peers in tests/interop (Node's `ws`).
+if [ $for_tests = 1 ] && ! command -v npm >/dev/null 2>&1; then
+    need+=(nodejs npm)
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
     echo "bootstrap: installing ${need[*]}"
@@ -33,4 +37,10 @@ if [ ${#need[@]} -gt 0 ]; then
         echo "bootstrap: please install: ${need[*]} (no apt-get on this system)" >&2
         exit 1
     fi
+fi
+
+interop="$(cd "$(dirname "$0")/.." && pwd)/tests/interop"
+if [ $for_tests = 1 ] && [ ! -d "$interop/node_modules/ws" ]; then
+    echo "bootstrap: installing the npm interop peers ($interop)"
+    (cd "$interop" && npm ci --no-audit --no-fund --silent)
 fi

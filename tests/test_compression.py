@@ -194,3 +194,29 @@ def test_fragmented_compressed_message_interleaved_with_ping():
             body = frame[2:2 + length]
             assert zlib.decompressobj(wbits=-15).decompress(body + b"\x00\x00\xff\xff") == \
                 b"fragmented " * 200
+
+
+INTEROP = os.path.join(os.path.dirname(__file__), "interop")
+
+
+@pytest.mark.parametrize("mode", ["shared", "dedicated"])
+def test_node_ws_client_interop(mode):
+    """Node's `ws` (npm), an independent implementation, negotiates and round-trips."""
+    import json
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None or not os.path.isdir(os.path.join(INTEROP, "node_modules", "ws")):
+        pytest.fail("Node.js and tests/interop/node_modules/ws are needed: run "
+                    "scripts/bootstrap.sh --test", pytrace=False)
+    app = compressed_app(mode)
+    with app.run_in_thread() as server:
+        result = subprocess.run([node, os.path.join(INTEROP, "ws_client.js"), server.ws_url + "/"],
+                                capture_output=True, text=True, timeout=30)
+        stats = app.stats()
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert result.returncode == 0, (report, result.stderr)
+    assert report["results"] == [True, True, True, True] and report["code"] == 1000
+    assert report["extensions"].startswith("permessage-deflate")
+    assert stats["bytes_out"] < 30_000  # 246 KB of compressible payload
