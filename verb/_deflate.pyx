@@ -34,7 +34,8 @@ from verb._zlib cimport (
     Z_BUF_ERROR, Z_DEFAULT_STRATEGY, Z_DEFLATED, Z_MEM_ERROR, Z_NO_FLUSH, Z_OK, Z_STREAM_END,
     Z_SYNC_FLUSH,
     deflate, deflateBound, deflateEnd, deflateInit2, deflateReset,
-    inflate, inflateEnd, inflateGetDictionary, inflateInit2, inflateReset, inflateSetDictionary,
+    inflate, inflateEnd, inflateInit2, inflateReset, inflateSetDictionary,
+    get_dictionary_fn,
     zlibVersion,
 )
 
@@ -244,6 +245,31 @@ cdef class Deflater:
             self.window_bits, self.no_context_takeover, self.level, self.mem_level)
 
 
+cdef get_dictionary_fn _get_dictionary = NULL
+cdef bint _get_dictionary_looked_up = False
+
+
+cdef get_dictionary_fn _inflate_get_dictionary():
+    """zlib's inflateGetDictionary, found once in the zlib this process loaded (see _zlib.pxd).
+
+    Only a rare case needs it: a peer ending a DEFLATE stream (BFINAL) inside a message while
+    keeping its context (RFC 7692 section 7.2.3.3). NULL when the loaded zlib lacks it.
+    """
+    global _get_dictionary, _get_dictionary_looked_up
+    if not _get_dictionary_looked_up:
+        _get_dictionary_looked_up = True
+        import ctypes
+        import sys
+        try:
+            zlib = ctypes.CDLL("libz.1.dylib" if sys.platform == "darwin" else "libz.so.1")
+            address = ctypes.cast(zlib.inflateGetDictionary, ctypes.c_void_p).value
+        except (OSError, AttributeError):
+            address = None
+        if address:
+            _get_dictionary = <get_dictionary_fn><size_t>address
+    return _get_dictionary
+
+
 cdef class Inflater:
     """Decompresses permessage-deflate messages, with a limit on their inflated size.
 
@@ -349,7 +375,9 @@ cdef class Inflater:
             if self._stream_end:
                 if strm.avail_in == 0:
                     return 0
-                self._restart_stream()
+                rc = self._restart_stream()
+                if rc:
+                    return rc
             if self.out_len == self._out_cap:
                 self._grow(n)
             room = self._out_cap - self.out_len
@@ -400,16 +428,26 @@ cdef class Inflater:
     cdef int _restart_stream(self) except -1:
         """More data after a final block (BFINAL=1): a new DEFLATE stream starts.
 
+        Returns 0, or INFLATE_CORRUPT (after _fail) when the window must carry over and the
+        loaded zlib cannot hand it out.
+
         RFC 7692 section 7.2.3.3 lets a sender end a message's data with a final block; what
         follows (the rest of the message, or the next message) is a new raw stream, and the
         LZ77 window carries over, so it becomes the new stream's dictionary.
         """
         cdef uInt size = 0
+        cdef get_dictionary_fn get_dictionary = _inflate_get_dictionary()
+        if get_dictionary == NULL:
+            if self.no_context_takeover:
+                inflateReset(&self._strm)  # nothing carries over: no dictionary needed
+                self._stream_end = False
+                return 0
+            return self._fail(INFLATE_CORRUPT, "zlib too old to continue after a final block")
         cdef Bytef *window = <Bytef *>PyMem_RawMalloc(<size_t>1 << self.window_bits)
         if window == NULL:
             self._fail(INFLATE_CORRUPT, "out of memory")
             raise MemoryError()
-        inflateGetDictionary(&self._strm, window, &size)
+        get_dictionary(&self._strm, window, &size)
         inflateReset(&self._strm)
         if size:
             inflateSetDictionary(&self._strm, window, size)

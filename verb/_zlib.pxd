@@ -77,5 +77,10 @@ cdef extern from "zlib.h" nogil:
     int inflate(z_streamp strm, int flush)
     int inflateReset(z_streamp strm)
     int inflateEnd(z_streamp strm)
-    int inflateGetDictionary(z_streamp strm, Bytef *dictionary, uInt *dictLength)
     int inflateSetDictionary(z_streamp strm, const Bytef *dictionary, uInt dictLength)
+
+
+# inflateGetDictionary appeared in zlib 1.2.7.1 (symbol version ZLIB_1.2.7.1), newer than
+# manylinux2014's zlib 1.2.7, so a wheel may not import it by name: _deflate finds it at run
+# time in the loaded zlib and calls it through this pointer type.
+ctypedef int (*get_dictionary_fn)(z_streamp strm, Bytef *dictionary, uInt *dictLength) noexcept nogil
