@@ -294,3 +294,44 @@ def b64_key(i: int) -> str:
 def report(name, value):
     """Print a measured figure (visible with -s; each assertion message carries it too)."""
     print(f"\n[figure] {name}: {value}", flush=True)
+
+
+# --- asyncio raw clients, for many connections at once -----------------------------------------
+
+async def aio_read_frame(reader):
+    """(opcode, payload) of the next server frame (unmasked)."""
+    head = await reader.readexactly(2)
+    n = head[1] & 0x7F
+    if n == 126:
+        n = struct.unpack("!H", await reader.readexactly(2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", await reader.readexactly(8))[0]
+    return head[0] & 0x0F, await reader.readexactly(n)
+
+
+async def aio_open(port, path="/"):
+    """Open a WebSocket by hand; returns (reader, writer, status)."""
+    import asyncio
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(upgrade_request(path))
+    head = await reader.readuntil(b"\r\n\r\n")
+    return reader, writer, status_of(head)
+
+
+async def aio_echo(reader, writer, payload: bytes):
+    writer.write(frame(OP_TEXT, payload))
+    opcode, data = await aio_read_frame(reader)
+    assert (opcode, data) == (OP_TEXT, payload), (opcode, data[:50])
+
+
+async def aio_close(reader, writer, code=1000):
+    """Closing handshake from the client side; returns the server's close code."""
+    writer.write(frame(OP_CLOSE, close_payload(code)))
+    while True:
+        opcode, data = await aio_read_frame(reader)
+        if opcode == OP_CLOSE:
+            break
+    await reader.read()  # EOF: the server closes the TCP connection
+    writer.close()
+    return struct.unpack("!H", data[:2])[0] if len(data) >= 2 else None
