@@ -4,13 +4,15 @@ silent or never answer a close are cut on time."""
 
 import asyncio
 import socket
+import threading
 import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from robust_util import (OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, RawWS, echo_ok, frame, report,
+from robust_util import (OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, RawWS, SubprocessServer, echo_ok,
+                         frame, report, reset_peak_rss,
                          wait_for)
 from verb import ServerProtocol, create_server
 
@@ -205,3 +207,95 @@ def test_silent_peer_is_pinged_then_closed_by_idle_timeout():
             polite.send("alive?")
             assert polite.recv(timeout=2) == "alive?"
         wait_for(lambda: len(closed) == 2)
+
+
+def test_http_pipelining_client_that_never_reads_costs_bounded_memory():
+    # 20 MiB of pipelined GETs, none of whose responses are read: the server must stop reading
+    # rather than buffer every response (each one larger than its request).
+    mib = 1 << 20
+    with SubprocessServer() as srv:
+        echo_ok(srv.port)
+        time.sleep(0.2)
+        rss_before = srv.rss()
+        assert reset_peak_rss(srv.pid)
+        request = b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n" * 2000
+        sent, start = 0, time.monotonic()
+        with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(0.5)
+            while sent < 20 * mib and time.monotonic() - start < 10:
+                try:
+                    sock.sendall(request)
+                except (socket.timeout, ConnectionResetError, BrokenPipeError):
+                    break  # the server stopped reading (or dropped us): good
+                sent += len(request)
+            growth = srv.peak_rss() - rss_before
+            assert echo_ok(srv.port) < 2  # others are served meanwhile
+            sock.settimeout(2)
+            head = sock.recv(65536)
+        report("pipelining non-reader: request bytes sent (MiB), server peak RSS growth (MiB)",
+               (round(sent / mib, 1), round(growth / mib, 1)))
+        assert head.startswith(b"HTTP/1.1 200"), head[:50]
+        assert growth < 32 * mib, growth
+
+
+@pytest.mark.parametrize("use_uvloop", [True, False], ids=["uvloop", "asyncio"])
+def test_http_pipelining_non_reader_is_paused_then_every_request_is_answered(use_uvloop):
+    one = b"GET /r HTTP/1.1\r\nHost: x\r\n\r\n"
+    app = create_server(ServerProtocol.WEBSOCKET)
+    app.get("/r", lambda req, res: res.text("ok " * 20))
+    app.websocket(message=lambda ws, m: ws.send(m))
+    runner = app.run_in_thread(use_uvloop=use_uvloop)
+    srv = runner.__enter__()
+
+    async def buffered():
+        return max((c.transport.get_write_buffer_size() for c in srv.hub.connections
+                    if c.transport is not None), default=0)
+
+    def server_buffered():
+        return asyncio.run_coroutine_threadsafe(buffered(), runner.loop).result(5)
+
+    try:
+        blob = one * 4000
+        sent, stalls, peak, start = 0, 0, 0, time.monotonic()
+        with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+            sock.setblocking(False)
+            while stalls < 5 and sent < 40 << 20 and time.monotonic() - start < 10:
+                try:
+                    sent += sock.send(blob[sent % len(blob):])
+                    stalls = 0
+                except BlockingIOError:
+                    stalls += 1
+                    peak = max(peak, server_buffered())
+                    time.sleep(0.05)
+            peak = max(peak, server_buffered())
+            # Now read every response (in a thread), finish the partial request, add a last one.
+            sock.setblocking(True)
+            sock.settimeout(20)
+            data = bytearray()
+
+            def read_all():
+                while time.monotonic() - start < 30:
+                    try:
+                        chunk = sock.recv(1 << 20)
+                    except OSError:
+                        return
+                    if not chunk:
+                        return
+                    data.extend(chunk)
+
+            reader = threading.Thread(target=read_all)
+            reader.start()
+            tail = one[sent % len(one):] if sent % len(one) else b""
+            sock.sendall(tail + b"GET /r HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            expected = -(-sent // len(one)) + 1
+            reader.join(30)
+        answered = data.count(b"HTTP/1.1 200")
+        report(f"pipelining non-reader ({'uvloop' if use_uvloop else 'asyncio'}): requests "
+               f"sent, peak server write buffer (KiB), answered",
+               (expected, peak // 1024, answered))
+        assert answered == expected
+        assert peak < 8 << 20, peak
+        assert echo_ok(srv.port) < 2
+    finally:
+        runner.__exit__(None, None, None)
