@@ -61,11 +61,9 @@ def test_flood_of_one_byte_continuation_frames_past_max_payload_closes_1009():
             frames = [frame(OP_TEXT, b"a", fin=False)]
             frames += [frame(OP_CONT, b"a", fin=False) for _ in range(3 * limit)]
             data = b"".join(frames)
-            sent = 0
             try:
                 for i in range(0, len(data), 6000):  # in pieces: the server may close early
                     ws.send(data[i:i + 6000])
-                    sent = i + 6000
             except (BrokenPipeError, ConnectionResetError):
                 pass
             code, _ = ws.recv_until_close()
@@ -162,3 +160,71 @@ def test_random_garbage_after_handshake_never_crashes_the_server(compression):
         echo_ok(srv.port)
     report(f"garbage trials survived (compression={compression})", f"{checks}/{trials}")
     assert checks == trials >= 100, (checks, trials)
+
+
+def _deflate(data):
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+@pytest.mark.parametrize("shape", ["single", "fragmented", "compressed",
+                                   "compressed-fragmented"])
+def test_max_payload_length_boundary_exact_passes_one_more_closes_1009(shape):
+    limit = 64 * 1024
+    app = create_server(ServerProtocol.WEBSOCKET)
+    app.websocket(message=lambda ws, m: ws.send(len(m).to_bytes(4, "big")),
+                  max_payload_length=limit, compression="shared")
+    compressed = shape.startswith("compressed")
+    request = upgrade_request(Sec_WebSocket_Extensions="permessage-deflate; "
+                              "client_no_context_takeover") if compressed else None
+
+    def frames(size):
+        payload = bytes(random.Random(size).randrange(4) for _ in range(size))
+        if compressed:
+            payload = _deflate(payload)
+        if not shape.endswith("fragmented"):
+            return frame(OP_BINARY, payload, rsv1=compressed)
+        step = max(1, len(payload) // 50)
+        pieces = [payload[i:i + step] for i in range(0, len(payload), step)]
+        out = [frame(OP_BINARY, pieces[0], fin=len(pieces) == 1, rsv1=compressed)]
+        out += [frame(OP_CONT, p, fin=i == len(pieces) - 1) for i, p in enumerate(pieces[1:], 1)]
+        return b"".join(out)
+
+    results = {}
+    with app.run_in_thread() as srv:
+        for size in (limit, limit + 1):
+            with RawWS(srv.port, request) as ws:
+                ws.send(frames(size))
+                opcode, payload = ws.recv_frame()
+                if opcode == OP_BINARY:
+                    results[size] = int.from_bytes(payload, "big")
+                else:
+                    results[size] = ("close", int.from_bytes(payload[:2], "big"))
+    report(f"max_payload_length={limit} ({shape}): limit -> echoed size, limit+1 -> close",
+           results)
+    assert results == {limit: limit, limit + 1: ("close", 1009)}
+
+
+@pytest.mark.parametrize("mode", ["shared", "dedicated"])
+def test_fragmented_decompression_bomb_closes_1009(mode):
+    limit = 256 * 1024
+    bomb = _deflate_bomb(10 * MIB)
+    app = create_server(ServerProtocol.WEBSOCKET)
+    got = []
+    app.websocket(message=lambda ws, m: (got.append(len(m)), ws.send(m)),
+                  max_payload_length=limit, compression=mode)
+    request = upgrade_request(Sec_WebSocket_Extensions="permessage-deflate; "
+                              "client_no_context_takeover")
+    with app.run_in_thread() as srv:
+        with RawWS(srv.port, request) as ws:
+            pieces = [bomb[i:i + 200] for i in range(0, len(bomb), 200)]
+            data = frame(OP_BINARY, pieces[0], fin=False, rsv1=True) + b"".join(
+                frame(OP_CONT, p, fin=i == len(pieces) - 1) for i, p in enumerate(pieces[1:], 1))
+            try:
+                ws.send(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            code, _ = ws.recv_until_close()
+        report(f"fragmented bomb ({mode}, {len(pieces)} fragments): close code", code)
+        assert code == 1009 and got == []
+        assert echo_ok(srv.port) < 2
