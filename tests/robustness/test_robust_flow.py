@@ -299,3 +299,28 @@ def test_http_pipelining_non_reader_is_paused_then_every_request_is_answered(use
         assert echo_ok(srv.port) < 2
     finally:
         runner.__exit__(None, None, None)
+
+
+def test_ping_flood_from_a_non_reader_is_bounded_by_backpressure_limit():
+    # Every ping asks for a pong; a peer that pings without reading must not grow our buffer.
+    app = create_server(ServerProtocol.WEBSOCKET)
+    app.websocket(message=lambda ws, m: ws.send(m), backpressure_limit=256 * KIB)
+    with app.run_in_thread() as srv:
+        with RawWS(srv.port, rcvbuf=4096) as flooder:
+            ping = frame(OP_PING, b"p" * 125)
+            sent, start = 0, time.monotonic()
+            flooder.sock.settimeout(0.5)
+            while sent < 200_000 and time.monotonic() - start < 10:
+                try:
+                    flooder.send(ping * 500)
+                except socket.timeout:
+                    break
+                sent += 500
+            ws = next(iter(srv.hub.websockets))
+            peak = ws.buffered_amount
+            drops = srv.hub.stats()["backpressure_drops"]
+            report("ping flood: pings sent, server buffered (bytes), pongs dropped",
+                   (sent, peak, drops))
+            assert peak <= 256 * KIB + 127, peak
+            assert drops > 0
+            assert echo_ok(srv.port) < 2

@@ -161,3 +161,29 @@ def test_error_responses_close_the_connection_promptly(server):
     elapsed = time.monotonic() - start
     report("4 refused handshakes, answered and closed in (s)", round(elapsed, 3))
     assert elapsed < HANDSHAKE_TIMEOUT, elapsed
+
+
+def test_random_bytes_instead_of_a_request_never_crash_the_server(server):
+    import random
+
+    rng = random.Random(2616)
+    statuses = {}
+    trials, deadline = 0, time.monotonic() + 15
+    seeds = [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", upgrade_request()]
+    while trials < 300 and time.monotonic() < deadline:
+        trials += 1
+        if trials % 2:
+            data = rng.randbytes(rng.randrange(1, 3000))
+        else:  # a real request with a few bytes flipped
+            data = bytearray(rng.choice(seeds))
+            for _ in range(rng.randrange(1, 4)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            data = bytes(data)
+        response = raw_exchange(server.port, data, timeout=0.3)
+        status = status_of(response) if response.startswith(b"HTTP/1.1 ") else None
+        statuses[status] = statuses.get(status, 0) + 1
+        if trials % 25 == 0:
+            echo_ok(server.port)
+    echo_ok(server.port)
+    report("random pre-handshake bytes: trials, answers by status", (trials, statuses))
+    assert trials >= 100
