@@ -324,3 +324,38 @@ def test_ping_flood_from_a_non_reader_is_bounded_by_backpressure_limit():
             assert peak <= 256 * KIB + 127, peak
             assert drops > 0
             assert echo_ok(srv.port) < 2
+
+
+def test_message_flood_to_an_async_handler_is_bounded():
+    # Tiny messages arrive far faster than an async handler takes them: the server pauses
+    # reading once events pile up (MAX_PENDING_EVENTS) instead of queueing without bound.
+    n = 30000
+    mib = 1 << 20
+    with SubprocessServer(async_handler=True) as srv:
+        echo_ok(srv.port)
+        time.sleep(0.2)
+        rss_before = srv.rss()
+        assert reset_peak_rss(srv.pid)
+        with RawWS(srv.port) as ws:
+            data = b"".join(frame(OP_BINARY, b"%05d" % i) for i in range(n))
+            got = []
+
+            def read():
+                try:
+                    while len(got) < n:
+                        got.append(ws.recv_frame(timeout=20)[1])
+                except (socket.timeout, EOFError, OSError):
+                    pass
+
+            reader = threading.Thread(target=read)
+            reader.start()
+            start = time.monotonic()
+            ws.sock.settimeout(20)
+            ws.send(data)
+            reader.join(30)
+            elapsed = time.monotonic() - start
+        growth = srv.peak_rss() - rss_before
+        report("async-handler flood: messages echoed in order, seconds, peak RSS growth (MiB)",
+               (len(got), round(elapsed, 2), round(growth / mib, 1)))
+        assert got == [b"%05d" % i for i in range(n)]
+        assert growth < 32 * mib, growth
