@@ -853,7 +853,10 @@ cdef class ConnectionBase:
         self.mode = MODE_HTTP
         # Report backpressure as soon as anything waits in the transport and drain once it is
         # empty (Bun's semantics for send() and `drain`); the default low mark is 16 bytes.
-        transport.set_write_buffer_limits(high=0, low=0)
+        # TLS transports (asyncio.sslproto, uvloop) pause at size >= high, plain ones at
+        # size > high: high=1 for TLS makes both pause only when something is buffered.
+        transport.set_write_buffer_limits(
+            high=0 if transport.get_extra_info("sslcontext") is None else 1, low=0)
         peer = transport.get_extra_info("peername")
         self.remote_address = peer[0] if peer else None
         self.deadline = hub.loop.time() + hub.handshake_timeout

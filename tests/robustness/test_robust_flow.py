@@ -359,3 +359,36 @@ def test_message_flood_to_an_async_handler_is_bounded():
                (len(got), round(elapsed, 2), round(growth / mib, 1)))
         assert got == [b"%05d" % i for i in range(n)]
         assert growth < 32 * mib, growth
+
+
+@pytest.mark.parametrize("use_uvloop", [True, False], ids=["uvloop", "asyncio"])
+def test_tls_sends_without_backpressure_report_bytes_and_fire_no_drain(use_uvloop):
+    # Over TLS as over TCP, a send that the kernel takes at once returns its size: not -1
+    # (backpressure) with a spurious `drain`, when nothing is buffered at all.
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    app = create_server(ServerProtocol.WEBSOCKETS, tls={
+        "cert": cert.cert_chain_pems[0].bytes().decode(),
+        "key": cert.private_key_pem.bytes().decode()})
+    statuses, drains = [], []
+
+    async def ticker(ws):
+        for _ in range(6):  # sends outside a read, each after the previous one left
+            statuses.append((ws.send("tick"), ws.buffered_amount))
+            await asyncio.sleep(0.05)
+
+    app.websocket(open=lambda ws: asyncio.get_running_loop().create_task(ticker(ws)),
+                  drain=lambda ws: drains.append(1))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    with app.run_in_thread(use_uvloop=use_uvloop) as srv:
+        with connect(srv.ws_url, ssl=context, proxy=None, compression=None) as ws:
+            for _ in range(6):
+                assert ws.recv(timeout=5) == "tick"
+            time.sleep(0.1)
+    report("TLS sends outside a read: (status, buffered_amount), drains", (statuses, len(drains)))
+    assert [s for s, _ in statuses] == [6] * 6
+    assert drains == []
