@@ -3,7 +3,6 @@ connection churn without leaking memory or protocol objects."""
 
 import asyncio
 import gc
-import socket
 import time
 import weakref
 

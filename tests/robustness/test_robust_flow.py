@@ -8,12 +8,10 @@ import threading
 import time
 
 import pytest
-from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from robust_util import (OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, RawWS, SubprocessServer, echo_ok,
-                         frame, report, reset_peak_rss,
-                         wait_for)
+from robust_util import (OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT, RawWS, SubprocessServer,
+                         echo_ok, frame, report, reset_peak_rss, wait_for)
 from verb import ServerProtocol, create_server
 
 KIB = 1024
