@@ -828,6 +828,7 @@ cdef class ConnectionBase:
     cdef ServerWebSocket ws
     cdef double deadline
     cdef int _busy               # HTTP requests being handled (async handlers)
+    cdef bint _write_paused      # HTTP: reading paused until the peer takes our responses
     cdef object remote_address
     # The request being parsed.
     cdef list _headers
@@ -852,7 +853,10 @@ cdef class ConnectionBase:
         self.mode = MODE_HTTP
         # Report backpressure as soon as anything waits in the transport and drain once it is
         # empty (Bun's semantics for send() and `drain`); the default low mark is 16 bytes.
-        transport.set_write_buffer_limits(high=0, low=0)
+        # TLS transports (asyncio.sslproto, uvloop) pause at size >= high, plain ones at
+        # size > high: high=1 for TLS makes both pause only when something is buffered.
+        transport.set_write_buffer_limits(
+            high=0 if transport.get_extra_info("sslcontext") is None else 1, low=0)
         peer = transport.get_extra_info("peername")
         self.remote_address = peer[0] if peer else None
         self.deadline = hub.loop.time() + hub.handshake_timeout
@@ -912,9 +916,24 @@ cdef class ConnectionBase:
     def pause_writing(self):
         if self.ws is not None:
             self.ws._backpressured = True
+        elif self.mode == MODE_HTTP and self.transport is not None and \
+                not self.transport.is_closing() and \
+                self.transport.get_extra_info("sslcontext") is None:
+            # A client pipelining requests without reading the responses: read no more until
+            # it takes them, or every response would be buffered here (unbounded memory).
+            # Not over TLS: its transports call resume_writing only on their next read or
+            # write, so paused reading would never resume.
+            self._write_paused = True
+            self.transport.pause_reading()
 
     def resume_writing(self):
         cdef ServerWebSocket ws = self.ws
+        if self._write_paused:
+            self._write_paused = False
+            if self.transport is not None and self._busy == 0 and (
+                    self.mode == MODE_HTTP or (self.mode == MODE_WEBSOCKET and ws is not None
+                                               and not ws._reading_paused)):
+                self.transport.resume_reading()
         if ws is None:
             return
         ws._backpressured = False
@@ -1038,7 +1057,8 @@ cdef class ConnectionBase:
         while self._ready and not self._busy and self.transport is not None:
             request, keep_alive = self._ready.pop(0)
             self._handle_http(request, keep_alive)
-        if not self._busy and self.transport is not None and self.mode == MODE_HTTP:
+        if not self._busy and not self._write_paused and self.transport is not None and \
+                self.mode == MODE_HTTP:
             self.transport.resume_reading()
 
     cdef void _http_failed(self, object request, object response, object exc, bint keep_alive):
