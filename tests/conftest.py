@@ -11,3 +11,15 @@ def pytest_report_header(config):
     except ImportError as exc:
         return "verb: not importable ({})".format(exc)
     return "verb {} imported from: {}".format(verb.__version__, os.path.dirname(verb.__file__))
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--full", action="store_true", default=False,
+        help="the long tier: all 517 Autobahn cases, longer fuzzing, larger capacity and churn "
+             "(under 90 minutes; the default tier is what CI runs)")
+
+
+def full_tier(config) -> bool:
+    """True when the long tier was asked for (`scripts/test.sh --full`)."""
+    return bool(config.getoption("--full", default=False))
