@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 
 def pytest_report_header(config):
     # Which verb is under test: the editable build in development, the installed wheel in
@@ -20,6 +22,7 @@ def pytest_addoption(parser):
              "(under 90 minutes; the default tier is what CI runs)")
 
 
-def full_tier(config) -> bool:
+@pytest.fixture(scope="session")
+def full_tier(request) -> bool:
     """True when the long tier was asked for (`scripts/test.sh --full`)."""
-    return bool(config.getoption("--full", default=False))
+    return bool(request.config.getoption("--full"))

@@ -12,7 +12,6 @@ from websockets.sync.client import connect
 from robust_util import (SubprocessServer, aio_close, aio_echo, aio_open, echo_ok,
                          raise_nofile_limit, raw_exchange, report, status_of, upgrade_request,
                          wait_for)
-from conftest import full_tier
 from verb import ServerProtocol, create_server
 
 MIB = 1 << 20
@@ -36,8 +35,8 @@ def run(coro, timeout):
 
 
 @pytest.mark.slow
-def test_5000_concurrent_websockets_all_echo(request):
-    n = 12000 if full_tier(request.config) else 5000
+def test_5000_concurrent_websockets_all_echo(full_tier):
+    n = 12000 if full_tier else 5000
     assert raise_nofile_limit() >= n + 100
     with SubprocessServer() as srv:
         async def main():
@@ -122,8 +121,8 @@ async def _churn(port, cycles, concurrency, deadline):
 
 
 @pytest.mark.slow
-def test_20000_connection_churn_rss_bounded_and_stats_return_to_zero(request):
-    warmup, total = 2000, (200_000 if full_tier(request.config) else 20_000)
+def test_20000_connection_churn_rss_bounded_and_stats_return_to_zero(full_tier):
+    warmup, total = 2000, (200_000 if full_tier else 20_000)
     with SubprocessServer() as srv:
         start = time.monotonic()
         done = run(_churn(srv.port, warmup, 50, time.monotonic() + 30), timeout=40)
