@@ -36,3 +36,31 @@ def test_autobahn_fuzzingclient(tmp_path):
     if proc.returncode != 0:
         pytest.fail(f"tests/autobahn/run.py exited with {proc.returncode}:\n"
                     f"{proc.stdout}\n{proc.stderr}", pytrace=False)
+
+
+def load_runner():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("autobahn_run", RUN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("case_id, behavior, close, mode, ok", [
+    ("1.1.1", "OK", "OK", "shared", True),
+    ("7.1.6", "INFORMATIONAL", "INFORMATIONAL", "shared", True),
+    ("7.13.2", "INFORMATIONAL", "OK", "off", True),
+    ("7.1.5", "INFORMATIONAL", "OK", "shared", False),       # informational only where graded so
+    ("12.1.1", "UNIMPLEMENTED", "UNIMPLEMENTED", "off", True),
+    ("12.1.1", "UNIMPLEMENTED", "UNIMPLEMENTED", "shared", False),
+    ("9.1.1", "UNIMPLEMENTED", "UNIMPLEMENTED", "off", False),
+    ("6.4.1", "NON-STRICT", "OK", "off", False),
+    ("5.1", "FAILED", "OK", "off", False),
+    ("7.9.1", "OK", "WRONG CODE", "off", False),
+    ("7.1.1", "OK", "UNCLEAN", "dedicated", False),
+])
+def test_verdict_per_case(case_id, behavior, close, mode, ok):
+    problems = load_runner().check_case(
+        case_id, {"behavior": behavior, "behaviorClose": close}, mode)
+    assert (not problems) == ok, problems
