@@ -22,6 +22,15 @@ if [ $for_tests = 1 ] && [ ! -x /usr/bin/chromium ]; then
         echo "bootstrap: tests/test_browser.py needs Chromium at /usr/bin/chromium" >&2
     fi
 fi
+# Python 2.7.18 under pyenv for the Autobahn testsuite (tests/test_autobahn.py; wstest runs on
+# Python 2 only). Not installed here (that would compile Python): the test fails without it.
+if [ $for_tests = 1 ]; then
+    py2root="${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}"
+    if [ ! -x "$py2root/versions/2.7.18/bin/python2.7" ]; then
+        echo "bootstrap: tests/test_autobahn.py needs Python 2.7.18 under pyenv" \
+            "($py2root/versions/2.7.18, not found): install pyenv, then \`pyenv install 2.7.18\`" >&2
+    fi
+fi
 # Node.js and npm for the interop peers in tests/interop (Node's `ws`).
 if [ $for_tests = 1 ] && ! command -v npm >/dev/null 2>&1; then
     need+=(nodejs npm)
