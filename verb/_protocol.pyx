@@ -215,7 +215,7 @@ cdef class Hub:
         cdef Py_ssize_t total = 0
         for conn in self.connections:
             if conn.transport is not None:
-                total += conn.transport.get_write_buffer_size()
+                total += _transport_buffered(conn.transport)
         return total
 
     def stats(self):
@@ -350,6 +350,15 @@ cdef class Hub:
                 del self.topics[topic]
 
 
+cdef Py_ssize_t _transport_buffered(object transport) except -1:
+    """Bytes waiting in a transport. Python 3.9's asyncio TLS transport raises AttributeError
+    once its TCP transport is gone (before connection_lost reaches us): nothing waits then."""
+    try:
+        return transport.get_write_buffer_size()
+    except AttributeError:
+        return 0
+
+
 cdef inline bint _wants_compression(object compress, Py_ssize_t size, Py_ssize_t threshold):
     """Per-message opt-out/in: compress=False never, True always, None above the threshold."""
     if compress is None:
@@ -446,7 +455,7 @@ cdef class ServerWebSocket(FrameHandler):
         """Bytes accepted by send() that the kernel has not taken yet."""
         cdef Py_ssize_t n = self._out_bytes
         if self.transport is not None:
-            n += self.transport.get_write_buffer_size()
+            n += _transport_buffered(self.transport)
         return n
 
     def getBufferedAmount(self):
@@ -470,7 +479,7 @@ cdef class ServerWebSocket(FrameHandler):
         if self._state != ST_OPEN:
             return 0
         if self._backpressured or self._out_bytes >= self.hub.backpressure_limit:
-            buffered = self._out_bytes + self.transport.get_write_buffer_size()
+            buffered = self._out_bytes + _transport_buffered(self.transport)
             if buffered >= self.hub.backpressure_limit:
                 self.hub.dropped += 1
                 self._want_drain = True
