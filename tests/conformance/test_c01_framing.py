@@ -1,0 +1,48 @@
+"""Group 1 (Autobahn 1.x): text and binary payloads at the frame-length encoding boundaries,
+sent whole and in chunks, echoed byte-exact."""
+
+import pytest
+
+from client import OP_BINARY, OP_TEXT, Client, build_frame, exchange
+
+LENGTHS = [0, 125, 126, 127, 128, 65535, 65536, 65537, 1 << 20]
+
+
+def utf8_text(n: int) -> bytes:
+    """Exactly n bytes of valid UTF-8 mixing 1-, 2-, 3- and 4-byte characters, so chunk
+    boundaries fall inside code points."""
+    unit = "a\u00e9\u20ac\U0001d11e".encode()  # 1 + 2 + 3 + 4 bytes
+    body = unit * (n // len(unit))
+    return body + b"z" * (n - len(body))
+
+
+def binary_data(n: int) -> bytes:
+    return bytes(i * 7 & 0xFF for i in range(min(n, 4096))) * (n // 4096) + \
+        bytes(i * 7 & 0xFF for i in range(n % 4096))
+
+
+def chunk_sizes(frame_len: int, header_len: int) -> list[int]:
+    """The header one byte per write, then the payload in 8 pieces."""
+    payload = frame_len - header_len
+    return [1] * header_len + [max(1, payload // 8)] * min(7, payload)
+
+
+# (case, opcode, payload length, chunked) -> expected: the same message echoed.
+CASES = [
+    pytest.param(op, n, chunked, id=f"{name}-{n}-{'chunks' if chunked else 'whole'}")
+    for name, op in (("text", OP_TEXT), ("binary", OP_BINARY))
+    for n in LENGTHS
+    for chunked in (False, True)
+]
+
+
+@pytest.mark.parametrize("opcode, length, chunked", CASES)
+def test_echo_at_length_boundary(server, opcode, length, chunked):
+    payload = utf8_text(length) if opcode == OP_TEXT else binary_data(length)
+    assert len(payload) == length
+    frame = build_frame(opcode, payload)
+    header_len = len(frame) - length
+    pieces = chunk_sizes(len(frame), header_len) if chunked else None
+    with Client(server.port) as c:
+        exchange(c, frame, [(opcode, payload)], None, pieces=pieces,
+                 delay=0.001 if chunked else 0.0)
