@@ -128,7 +128,18 @@ class Deflate:
         if self._decompressor is None or self.server_no_context_takeover:
             bits = max(9, self.server_max_window_bits)
             self._decompressor = zlib.decompressobj(-bits)
-        return self._decompressor.decompress(data + b"\x00\x00\xff\xff")
+        # zlib checks a back-reference against what it holds (the window plus the output of the
+        # current call), not against windowBits: small output steps make the window bind, so a
+        # distance beyond the agreed window (+ 256 bytes) is "invalid distance too far back".
+        d = self._decompressor
+        out, buf = [], data + b"\x00\x00\xff\xff"
+        while True:
+            chunk = d.decompress(buf, 256)
+            out.append(chunk)
+            buf = d.unconsumed_tail
+            if not buf and len(chunk) < 256:  # input used up and no output pending
+                break
+        return b"".join(out)
 
 
 def build_frame(
@@ -190,6 +201,7 @@ class Client:
         self._eof: str | None = None  # EOF or RESET once seen
         self.send_failed = False  # a write hit a closed connection
         self.deflate: Deflate | None = None
+        self.last_compressed = False  # whether read_message's last message had RSV1
         self.response_headers: dict[str, str] = {}
         self._handshake(host, port, path, extensions)
 
@@ -385,6 +397,7 @@ class Client:
             assert frame.opcode == OP_CONT and frame.rsv == 0, f"expected continuation: {frame}"
             parts.append(frame.payload)
         data = b"".join(parts)
+        self.last_compressed = compressed
         if compressed:
             data = self.deflate.decompress(data)
         return first.opcode, data
