@@ -9,22 +9,28 @@ MIB = 1 << 20
 MAX_PAYLOAD = 8 * MIB
 
 
-def _echo_server(**options):
+LOOPS = ["uvloop", "asyncio"]
+
+
+def _echo_server(loop="uvloop", **options):
     app = create_server(ServerProtocol.WEBSOCKET)
     app.websocket(message=lambda ws, message: ws.send(message), **options)
-    return app.run_in_thread()
+    return app.run_in_thread(use_uvloop=loop == "uvloop")
 
 
-@pytest.fixture(scope="session")
-def server():
-    """Plain echo server, compression off."""
-    with _echo_server(max_payload_length=MAX_PAYLOAD) as srv:
+@pytest.fixture(scope="session", params=LOOPS)
+def server(request):
+    """Plain echo server, compression off, on each event loop."""
+    with _echo_server(request.param, max_payload_length=MAX_PAYLOAD) as srv:
         yield srv
 
 
-@pytest.fixture(scope="session", params=["shared", "dedicated"])
+@pytest.fixture(scope="session",
+                params=[(mode, loop) for mode in ("shared", "dedicated") for loop in LOOPS],
+                ids=lambda p: "-".join(p))
 def deflate_server(request):
-    """Echo server with permessage-deflate in the given mode."""
-    with _echo_server(max_payload_length=MAX_PAYLOAD, compression=request.param) as srv:
-        srv.compression_mode = request.param
+    """Echo server with permessage-deflate in the given mode, on each event loop."""
+    mode, loop = request.param
+    with _echo_server(loop, max_payload_length=MAX_PAYLOAD, compression=mode) as srv:
+        srv.compression_mode = mode
         yield srv
