@@ -450,7 +450,7 @@ class Client:
         except OSError:
             pass
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Client:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc) -> None:

@@ -34,3 +34,14 @@ def deflate_server(request):
     with _echo_server(loop, max_payload_length=MAX_PAYLOAD, compression=mode) as srv:
         srv.compression_mode = mode
         yield srv
+
+
+SMALL_LIMIT = 1000
+
+
+@pytest.fixture(scope="session", params=LOOPS)
+def small_server(request):
+    """Echo server with max_payload_length=1000, compression "dedicated" offered."""
+    with _echo_server(request.param, max_payload_length=SMALL_LIMIT,
+                      compression="dedicated") as srv:
+        yield srv

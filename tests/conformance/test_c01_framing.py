@@ -2,7 +2,6 @@
 sent whole and in chunks, echoed byte-exact."""
 
 import pytest
-
 from client import OP_BINARY, OP_TEXT, Client, build_frame, exchange
 
 LENGTHS = [0, 125, 126, 127, 128, 65535, 65536, 65537, 1 << 20]
@@ -46,3 +45,37 @@ def test_echo_at_length_boundary(server, opcode, length, chunked):
     with Client(server.port) as c:
         exchange(c, frame, [(opcode, payload)], None, pieces=pieces,
                  delay=0.001 if chunked else 0.0)
+
+
+@pytest.mark.parametrize("mask", [b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x01\x02\x03\x04"],
+                         ids=["zero", "ones", "counting"])
+@pytest.mark.parametrize("length", [0, 1, 3, 4, 5, 126, 65537])
+def test_masking_keys(server, mask, length):
+    payload = binary_data(length)
+    with Client(server.port) as c:
+        exchange(c, build_frame(OP_BINARY, payload, mask=mask), [(OP_BINARY, payload)], None)
+
+
+def test_unmasked_client_frame_fails_1002(server):
+    """RFC 6455 §5.1: a server must close on an unmasked client frame."""
+    with Client(server.port) as c:
+        exchange(c, build_frame(OP_TEXT, b"Hello") + build_frame(OP_TEXT, b"hi", masked=False),
+                 [(OP_TEXT, b"Hello")], 1002)
+
+
+def test_64bit_length_top_bit_fails_1002(server):
+    """RFC 6455 §5.2: the most significant bit of a 64-bit length must be 0."""
+    with Client(server.port) as c:
+        exchange(c, build_frame(OP_BINARY, b"abcd", length=(1 << 63) | 4), [], 1002)
+
+
+def test_incomplete_frame_is_not_answered(server):
+    """A frame that declares more payload than has arrived is held, not echoed early; the rest
+    completes it."""
+    payload = b"0123456789" * 3
+    frame = build_frame(OP_TEXT, payload)
+    with Client(server.port) as c:
+        c.send_raw(frame[:-10])
+        with pytest.raises(AssertionError, match="timed out"):
+            c.read_frame(timeout=0.2)
+        exchange(c, frame[-10:], [(OP_TEXT, payload)], None)

@@ -2,7 +2,6 @@
 connection with 1002, unsolicited pongs are ignored."""
 
 import pytest
-
 from client import OP_CONT, OP_PING, OP_PONG, OP_TEXT, Client, build_frame, exchange
 
 ALL_BYTES_125 = bytes(range(256))[:125]

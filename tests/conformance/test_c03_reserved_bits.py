@@ -3,9 +3,18 @@
 is answered."""
 
 import pytest
-
-from client import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Client,
-                    build_frame, close_payload, exchange)
+from client import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    Client,
+    build_frame,
+    close_payload,
+    exchange,
+)
 
 KINDS = {
     "text": (OP_TEXT, b"Hello"),

@@ -3,7 +3,6 @@
 answered."""
 
 import pytest
-
 from client import OP_PING, OP_TEXT, Client, build_frame, exchange
 
 RESERVED = [3, 4, 5, 6, 7, 11, 12, 13, 14, 15]

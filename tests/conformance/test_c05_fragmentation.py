@@ -3,9 +3,18 @@ fragments; a continuation without a start, a new data frame inside a message, or
 control frame fails the connection with 1002."""
 
 import pytest
-
-from client import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Client,
-                    build_frame as F, close_payload, exchange)
+from client import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    Client,
+    close_payload,
+    exchange,
+)
+from client import build_frame as F
 
 
 def frags(opcode, parts, between=b""):

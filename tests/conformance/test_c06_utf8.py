@@ -5,7 +5,6 @@ the connection with 1007. Fail fast: when invalid bytes trickle in, the close ar
 first bad byte and before the rest of the frame has been sent."""
 
 import pytest
-
 from client import OP_CONT, OP_TEXT, Client, build_frame, exchange
 from kuhn_cases import INCOMPLETE, KUHN, VALID
 
@@ -59,3 +58,24 @@ def test_kuhn_trickled(server, data, expect):
         assert sent > header + bad, f"closed after {sent - header} payload bytes, bad byte {bad}"
         frames = c.expect_close(1007)
         assert frames == []
+
+
+@pytest.mark.parametrize("data, expect", CASES)
+def test_kuhn_fail_fast_across_fragments(server, data, expect):
+    """A valid first fragment, then the case as an unfinished fragment: an invalid case fails
+    with 1007 without waiting for the message's last fragment; a valid or incomplete one waits,
+    and the last fragment ("x", not a continuation byte) then decides."""
+    first = build_frame(OP_TEXT, b"Hello ", fin=False)
+    middle = build_frame(OP_CONT, data, fin=False)
+    last = build_frame(OP_CONT, b"x")
+    with Client(server.port) as c:
+        c.send_raw(first + middle)
+        if expect not in (VALID, INCOMPLETE):
+            assert c.expect_close(1007) == []
+            return
+        with pytest.raises(AssertionError, match="timed out"):
+            c.read_frame(timeout=0.05)
+        if expect == VALID:
+            exchange(c, last, [(OP_TEXT, b"Hello " + data + b"x")], None)
+        else:
+            exchange(c, last, [], 1007)

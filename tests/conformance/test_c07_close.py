@@ -3,9 +3,9 @@ then closes the TCP connection; bad close payloads fail with 1002 (or 1007 for a
 not UTF-8); nothing sent after a close is answered."""
 
 import pytest
-
-from client import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, Client, build_frame as F,
-                    close_payload as CP, exchange)
+from client import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, Client, exchange
+from client import build_frame as F
+from client import close_payload as CP
 
 VALID_CODES = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000,
                3999, 4000, 4999]

@@ -5,8 +5,17 @@ import hashlib
 import os
 
 import pytest
-
-from client import OP_BINARY, OP_TEXT, Client
+from client import (
+    OP_BINARY,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    RSV1,
+    Client,
+    build_frame,
+    exchange,
+)
 
 MIB = 1 << 20
 _RANDOM = os.urandom(MIB)
@@ -49,8 +58,39 @@ def test_large_message(server, opcode, size, fragment, write):
 def test_too_big_fails_1009(server):
     """One byte over max_payload_length (8 MiB) closes with 1009, from the declared length,
     before the payload is sent."""
-    from client import build_frame
     frame = build_frame(OP_BINARY, b"", length=8 * MIB + 1)
     with Client(server.port) as c:
         c.send_raw(frame)
         assert c.expect_close(1009) == []
+
+
+# Limits, against a server with max_payload_length=1000:
+# (id, frames) -> messages echoed, close code (None: stays open, client closes with 1000).
+build = build_frame
+LIMIT_CASES = [
+    ("exactly-at-limit", lambda: build(OP_BINARY, b"x" * 1000), [(OP_BINARY, b"x" * 1000)], None),
+    ("one-over", lambda: build(OP_BINARY, b"x" * 1001), [], 1009),
+    ("declared-over-no-payload", lambda: build(OP_BINARY, b"", length=1001), [], 1009),
+    ("fragments-at-limit", lambda: build(OP_TEXT, b"a" * 600, fin=False) + build(OP_CONT, b"b" * 400),
+     [(OP_TEXT, b"a" * 600 + b"b" * 400)], None),
+    ("fragments-over", lambda: build(OP_TEXT, b"a" * 600, fin=False) + build(OP_CONT, b"b" * 401),
+     [], 1009),
+    ("ping-125-under-small-limit", lambda: build(OP_PING, b"p" * 125), [(OP_PONG, b"p" * 125)], None),
+]
+
+
+@pytest.mark.parametrize("make, expected, close",
+                         [pytest.param(*c[1:], id=c[0]) for c in LIMIT_CASES])
+def test_max_payload_length(small_server, make, expected, close):
+    with Client(small_server.port) as c:
+        exchange(c, make(), expected, close)
+
+
+@pytest.mark.parametrize("size, close", [(1000, None), (1001, 1009), (1 << 20, 1009)])
+def test_max_payload_length_counts_inflated_size(small_server, size, close):
+    """The limit applies to the inflated message, not to its compressed size (a deflate bomb)."""
+    data = bytes(size)
+    with Client(small_server.port, extensions="permessage-deflate") as c:
+        assert c.deflate is not None
+        frame = build(OP_BINARY, c.deflate.compress(data), rsv=RSV1)
+        exchange(c, frame, [(OP_BINARY, data)] if close is None else [], close)

@@ -8,9 +8,19 @@ so a server that breaks a promise fails to decode here."""
 import os
 
 import pytest
-
-from client import (OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, RSV1, RSV2, Client,
-                    Deflate, build_frame, exchange)
+from client import (
+    OP_BINARY,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    RSV1,
+    RSV2,
+    Client,
+    Deflate,
+    build_frame,
+    exchange,
+)
 
 PMD = "permessage-deflate"
 
@@ -95,7 +105,7 @@ def check_reply(c, opcode, data, *, sent_len):
     op, echoed = c.read_message()
     assert op == opcode and len(echoed) == len(data) and echoed == data
     if sent_len >= 1000 and data is not RANDOM:
-        assert c.last_compressed, "a compressible reply of %d bytes was not compressed" % sent_len
+        assert c.last_compressed, f"a compressible reply of {sent_len} bytes was not compressed"
 
 
 @pytest.mark.parametrize("offer, params", OFFER_PARAMS)
