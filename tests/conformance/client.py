@@ -400,6 +400,8 @@ class Client:
         self.last_compressed = compressed
         if compressed:
             data = self.deflate.decompress(data)
+        if first.opcode == OP_TEXT:
+            data.decode("utf-8")  # the server's text must be UTF-8 (RFC 6455 §5.6)
         return first.opcode, data
 
     def read_until_close(self, timeout: float | None = None,
@@ -436,6 +438,9 @@ class Client:
         assert close is not None, f"no close frame; connection {how}; frames before: {frames}"
         assert close.fin and close.rsv == 0, close
         assert close.close_code == code, f"close code {close.close_code}, expected {code} ({close})"
+        # RFC 6455 §5.5 and §5.5.1: the server's own close frame is well-formed too.
+        assert len(close.payload) != 1 and len(close.payload) <= 125, close
+        close.close_reason.decode("utf-8")  # raises on a reason that is not UTF-8
         assert how in (EOF, RESET), f"TCP connection still {how} after the close frame"
         return frames
 
@@ -481,6 +486,8 @@ def messages(frames: list[Frame], deflate: Deflate | None = None) -> list[tuple[
             if pending[0].rsv & RSV1:
                 assert deflate is not None, "RSV1 set without permessage-deflate"
                 data = deflate.decompress(data)
+            if pending[0].opcode == OP_TEXT:
+                data.decode("utf-8")  # the server's text must be UTF-8 (RFC 6455 §5.6)
             out.append((pending[0].opcode, data))
             pending = []
     assert not pending, "the server's message was left unfinished"

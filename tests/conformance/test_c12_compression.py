@@ -6,6 +6,7 @@ message when the server promised no context takeover, and a window no larger tha
 so a server that breaks a promise fails to decode here."""
 
 import os
+import zlib
 
 import pytest
 from client import (
@@ -182,7 +183,46 @@ ERRORS = [
 ]
 
 
+def _final_block(data):
+    """Compressed ending in a block with BFINAL set (RFC 7692 §7.2.3.4), no sync-flush tail."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush(zlib.Z_FINISH)
+
+
+ERRORS += [
+    ("bfinal-then-trailing-bytes", build_frame(OP_TEXT, _final_block(b"abc" * 50) + b"\x12\x34",
+                                               rsv=RSV1), 1007),
+    ("fragmented-inflates-to-invalid-utf8",
+     Client.message_frames(_deflated(b"ok" * 100 + b"\xff"), OP_TEXT, fragment=5, rsv=RSV1), 1007),
+]
+
+
 @pytest.mark.parametrize("data, close", [pytest.param(*e[1:], id=e[0]) for e in ERRORS])
 def test_compression_errors(deflate_server, data, close):
     with Client(deflate_server.port, extensions=PMD) as c:
         exchange(c, data, [], close)
+
+
+def _full_flush(data):
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    out = c.compress(data) + c.flush(zlib.Z_FULL_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+# Valid but unusual compressed payloads, with client_no_context_takeover: (id, frames, echo).
+UNUSUAL = [
+    ("empty-payload", build_frame(OP_TEXT, b"", rsv=RSV1), [(OP_TEXT, b"")]),
+    ("empty-stored-block", build_frame(OP_BINARY, b"\x00", rsv=RSV1), [(OP_BINARY, b"")]),
+    ("bfinal-blocks", build_frame(OP_TEXT, _final_block(b"hello" * 40), rsv=RSV1)
+     + build_frame(OP_TEXT, _final_block(b"world" * 40), rsv=RSV1),
+     [(OP_TEXT, b"hello" * 40), (OP_TEXT, b"world" * 40)]),
+    ("full-flush", build_frame(OP_BINARY, _full_flush(b"z" * 500), rsv=RSV1),
+     [(OP_BINARY, b"z" * 500)]),
+]
+
+
+@pytest.mark.parametrize("data, expected", [pytest.param(*u[1:], id=u[0]) for u in UNUSUAL])
+def test_unusual_compressed_payloads(deflate_server, data, expected):
+    with Client(deflate_server.port, extensions=PMD + "; client_no_context_takeover") as c:
+        exchange(c, data, expected, None)
