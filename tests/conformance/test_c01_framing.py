@@ -79,3 +79,43 @@ def test_incomplete_frame_is_not_answered(server):
         with pytest.raises(AssertionError, match="timed out"):
             c.read_frame(timeout=0.2)
         exchange(c, frame[-10:], [(OP_TEXT, payload)], None)
+
+
+def _pipeline():
+    """Many messages of mixed kinds and sizes, with pings, as one byte string, and what must
+    come back, in order."""
+    import random
+
+    rng = random.Random(6455)
+    data, expected = [], []
+    for i in range(300):
+        n = rng.choice([0, 1, 5, 125, 126, 127, 300, 65536])
+        if i % 3 == 0:
+            payload = utf8_text(n)
+            data.append(build_frame(OP_TEXT, payload))
+            expected.append((OP_TEXT, payload))
+        elif i % 3 == 1:
+            payload = bytes(rng.randrange(256) for _ in range(min(n, 300))) * (n // 300 + 1)
+            payload = payload[:n]
+            data.append(build_frame(OP_BINARY, payload))
+            expected.append((OP_BINARY, payload))
+        else:
+            data.append(build_frame(0x9, b"%d" % i))
+            expected.append((0xA, b"%d" % i))
+    return b"".join(data), expected, rng
+
+
+@pytest.mark.parametrize("split", ["one-write", "random-writes"])
+def test_pipelined_messages(server, split):
+    """300 frames in one write, or cut into TCP writes at random places: all answered, in order."""
+    data, expected, rng = _pipeline()
+    pieces = None
+    if split == "random-writes":
+        pieces, total = [], 0
+        while total < len(data):
+            size = rng.choice([1, 2, 3, 7, 100, 1000, 5000])
+            pieces.append(size)
+            total += size
+        pieces = pieces[:-1]
+    with Client(server.port, timeout=10) as c:
+        exchange(c, data, expected, None, pieces=pieces)

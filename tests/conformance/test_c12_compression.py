@@ -226,3 +226,18 @@ UNUSUAL = [
 def test_unusual_compressed_payloads(deflate_server, data, expected):
     with Client(deflate_server.port, extensions=PMD + "; client_no_context_takeover") as c:
         exchange(c, data, expected, None)
+
+
+@pytest.mark.parametrize("fragment", [None, 65536, 4096], ids=["whole", "frags-64KiB", "frags-4KiB"])
+@pytest.mark.parametrize("offer, params", [OFFER_PARAMS[0], OFFER_PARAMS[4]])
+def test_large_compressed(deflate_server, offer, params, fragment):
+    """Groups 12.x/13.x at the large end: 1 MiB and 4 MiB (compressible and not), and
+    1 MiB again so context takeover spans big messages."""
+    with Client(deflate_server.port, extensions=offer, timeout=20) as c:
+        for data, binary in [(text_of(1 << 20), False), (os.urandom(1 << 20), True),
+                             (text_of(4 << 20), False), (text_of(1 << 20), False)]:
+            c.send_message(data, binary=binary, compress=True, fragment=fragment)
+            op, echoed = c.read_message()
+            assert op == (OP_BINARY if binary else OP_TEXT)
+            assert len(echoed) == len(data) and echoed == data
+        assert c.close_normally() == []
