@@ -3,7 +3,7 @@ then closes the TCP connection; bad close payloads fail with 1002 (or 1007 for a
 not UTF-8); nothing sent after a close is answered."""
 
 import pytest
-from client import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, Client, exchange
+from client import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, Client, exchange, messages
 from client import build_frame as F
 from client import close_payload as CP
 
@@ -77,3 +77,16 @@ def test_server_hangs_up_without_our_reply(server):
         c.send_close(1000)
         frames, frame, how = c.read_until_close(reply=False, timeout=2)
         assert frames == [] and frame.close_code == 1000 and how == "eof"
+
+
+@pytest.mark.parametrize("size", [256 * 1024, 4 << 20], ids=["256KiB", "4MiB"])
+def test_close_after_large_message_flushes_echo_first(server, size):
+    """Autobahn 7.1.6: a large message, a close and a ping in one write: the whole echo goes out
+    before the close (no truncation by the closing handshake), the ping is not answered."""
+    payload = bytes(range(256)) * (size // 256)
+    data = F(OP_BINARY, payload) + F(OP_CLOSE, CP(1000)) + F(OP_PING, b"after close")
+    with Client(server.port, timeout=20) as c:
+        c.send_raw(data)
+        frames = c.expect_close(1000)
+        assert [(op, len(p)) for op, p in messages(frames)] == [(OP_BINARY, size)]
+        assert messages(frames)[0][1] == payload
