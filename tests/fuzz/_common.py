@@ -14,6 +14,7 @@ DEFLATE streams from zlib) are what gets the fuzzer past the headers.
 import inspect
 import os
 import sys
+import zlib
 
 import atheris
 
@@ -73,13 +74,23 @@ def split(stream, sizes):
     return pieces
 
 
-def frame_stream(fdp, server, build_frame):
+def raw_deflate(data, window_bits=15):
+    """`data` compressed as permessage-deflate sends it: raw DEFLATE, sync flush, tail removed
+    (RFC 7692 section 7.2.1). zlib cannot compress with 8 bits raw; 9 is used then."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -max(window_bits, 9))
+    out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+def frame_stream(fdp, server, build_frame, compress=None):
     """A byte stream for the frame parser, from the fuzzer's bytes.
 
     Either the raw remaining bytes, or frames built field by field with `build_frame` (the
     oracle's independent serializer): mostly well-formed, masked as `server` expects, with
     every header field (FIN, RSV, opcode, mask, declared length) open to fuzzing, so the
     parser is exercised past its header checks without coverage feedback from the C code.
+    With `compress`, most frames with RSV1 carry compressed payloads (permessage-deflate).
     """
     if fdp.ConsumeIntInRange(0, 3) == 0:
         return fdp.ConsumeBytes(fdp.remaining_bytes())
@@ -102,6 +113,8 @@ def frame_stream(fdp, server, build_frame):
                 "utf-8", "surrogatepass")
         else:
             payload = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 300))
+        if compress is not None and rsv & 4 and fdp.ConsumeIntInRange(0, 3):
+            payload = compress(payload)
         length = None
         if fdp.ConsumeIntInRange(0, 15) == 0:
             length = pick(fdp, [len(payload) + 1, len(payload) + 100, 125, 126, 65535, 65536,

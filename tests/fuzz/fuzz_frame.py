@@ -11,8 +11,11 @@ Properties checked for every input:
 Usage: python tests/fuzz/fuzz_frame.py [libFuzzer flags, e.g. -runs=100000 -max_len=4096] [corpus]
 """
 
+import functools
+
 from _common import (
-    PAYLOAD_LIMITS, chunk_sizes, frame_stream, fuzz, instrumented_imports, pick, split,
+    PAYLOAD_LIMITS, chunk_sizes, frame_stream, fuzz, instrumented_imports, pick, raw_deflate,
+    split,
 )
 
 with instrumented_imports():
@@ -61,7 +64,10 @@ def test_one_input(data):
     if fdp.ConsumeIntInRange(0, 3) == 0:
         inflater_args = (fdp.ConsumeIntInRange(8, 15), fdp.ConsumeBool())
     sizes = chunk_sizes(fdp)
-    stream = frame_stream(fdp, server, oracle.build_frame)
+    compress = None
+    if inflater_args is not None:
+        compress = functools.partial(raw_deflate, window_bits=inflater_args[0])
+    stream = frame_stream(fdp, server, oracle.build_frame, compress)
 
     parser, whole = run(stream, server, limit, inflater_args, [stream])
     check_events(parser, whole, limit)

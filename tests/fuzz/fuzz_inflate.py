@@ -12,24 +12,13 @@ section 7.2.1 does) of fuzzed text, then corrupted (bit flips, truncation, splic
 Usage: python tests/fuzz/fuzz_inflate.py [libFuzzer flags] [corpus dirs]
 """
 
-import zlib
-
-from _common import fuzz, instrumented_imports, pick
+from _common import fuzz, instrumented_imports, pick, raw_deflate
 
 with instrumented_imports():
     from verb._deflate import DeflateError, Deflater, Inflater
 
 LIMITS = [0, 1, 16, 100, 1000, 4096]
 KNOWN = b"verb known message " * 8
-
-
-def raw_deflate(data, window_bits):
-    # zlib refuses raw window bits 8 when compressing; 9 streams decode with an 8-bit window
-    # only when they never reach back that far, which short inputs do not.
-    compressor = zlib.compressobj(6, zlib.DEFLATED, -max(window_bits, 9))
-    out = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
-    assert out.endswith(b"\x00\x00\xff\xff")
-    return out[:-4]
 
 
 def compressed_input(fdp, window_bits):
