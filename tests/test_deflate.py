@@ -695,3 +695,28 @@ def test_fuzz_round_trip(msgs, window_bits, no_context_takeover):
     inflater = Inflater(window_bits, no_context_takeover)
     for msg in msgs:
         assert inflater.decompress(deflater.compress(msg)) == msg
+
+
+def test_deflate_error_str_and_attributes():
+    error = DeflateError(1009, "inflated message over the size limit")
+    assert error.close_code == 1009 and error.reason == "inflated message over the size limit"
+    assert str(error) == "inflated message over the size limit (1009)"
+
+
+def test_reprs():
+    assert repr(Deflater(8, True, 1, 2)) == (
+        "Deflater(window_bits=9, no_context_takeover=True, level=1, mem_level=2)")
+    assert repr(Inflater()) == "Inflater(window_bits=15, no_context_takeover=False, max_size=None)"
+    assert repr(Inflater(10, True, 100)) == (
+        "Inflater(window_bits=10, no_context_takeover=True, max_size=100)")
+
+
+def test_deflater_reset_drops_the_context():
+    message = b"a message that compresses better the second time " * 4
+    deflater = Deflater()
+    deflater.reset()  # before the first message: nothing to reset, no error
+    first = deflater.compress(message)
+    assert len(deflater.compress(message)) < len(first)  # refers back to the first
+    deflater.reset()
+    assert deflater.compress(message) == first
+    assert Inflater().decompress(first) == message

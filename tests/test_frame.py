@@ -643,3 +643,15 @@ def test_our_deflater_round_trips_through_the_parser():
         parser.feed(build_frame(2, deflater.compress(message), rsv=4, key=KEY))
     assert [e.data for e in collector.events] == [b"", b"x", b"abc" * 1000,
                                                   bytes(range(256)) * 40]
+
+
+def test_base_handler_ignores_protocol_errors():
+    parser = _frame.FrameParser(_frame.FrameHandler())
+    parser.feed(build_frame(1, b"unmasked"))  # a server must reject an unmasked client frame
+    assert parser.failed and parser.close_code == 1002
+
+
+def test_encode_frame_accepts_any_bytes_like():
+    for data in (bytearray(b"abc"), memoryview(b"xabcx")[1:4]):
+        assert _frame.encode_frame(_frame.BINARY, data) == b"\x82\x03abc"
+        assert _frame.encode_frame(_frame.PING, data) == b"\x89\x03abc"
