@@ -148,4 +148,5 @@ cdef inline const unsigned char *message_payload(object data, Py_ssize_t *size, 
 
 cdef bytes build_frame(int opcode, const unsigned char *data, Py_ssize_t n, bint fin, bint rsv1,
                        const unsigned char *key)
+cdef bytes build_close_frame(int code, bytes reason, const unsigned char *key)
 cdef bint is_valid_close_code(int code) noexcept nogil

@@ -561,6 +561,15 @@ def encode_message(data, *, Py_ssize_t fragment_size=0, mask=None):
             PyBuffer_Release(&view)
 
 
+cdef bytes build_close_frame(int code, bytes reason, const unsigned char *key):
+    """A close frame (RFC 6455 section 5.5.1): `code` then `reason` (UTF-8, at most 123 bytes,
+    checked by the caller); CLOSE_NO_STATUS gives an empty payload."""
+    cdef bytes payload = b"" if code == CLOSE_NO_STATUS else \
+        bytes(((code >> 8) & 0xFF, code & 0xFF)) + reason
+    return build_frame(OP_CLOSE, <const unsigned char *>PyBytes_AS_STRING(payload),
+                       len(payload), True, False, key)
+
+
 def encode_close(code=CLOSE_NORMAL, reason="", *, mask=None):
     """Serialize a close frame (RFC 6455 section 5.5.1).
 
@@ -570,20 +579,17 @@ def encode_close(code=CLOSE_NORMAL, reason="", *, mask=None):
         reason: text, at most 123 bytes once encoded as UTF-8.
     """
     cdef bytes reason_bytes = reason.encode("utf-8")
-    cdef bytes payload
     if code is None:
         if reason_bytes:
             raise ValueError("a close reason needs a close code")
-        payload = b""
+        code = CLOSE_NO_STATUS
     else:
         if not is_valid_close_code(code):
             raise ValueError("{!r} is not a close code that may be sent".format(code))
         if len(reason_bytes) > 123:
             raise ValueError("close reason is {} bytes once encoded; the limit is 123".format(
                 len(reason_bytes)))
-        payload = bytes(((code >> 8) & 0xFF, code & 0xFF)) + reason_bytes
-    return build_frame(OP_CLOSE, <const unsigned char *>PyBytes_AS_STRING(payload),
-                       len(payload), True, False, _mask_key(mask))
+    return build_close_frame(code, reason_bytes, _mask_key(mask))
 
 
 def parse(data, *, bint server=True, max_payload_length=DEFAULT_MAX_PAYLOAD_LENGTH):

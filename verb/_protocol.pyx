@@ -26,7 +26,7 @@ from verb._deflate cimport Deflater, Inflater
 from verb._frame cimport (
     CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_NO_STATUS, CLOSE_NORMAL, CLOSE_ABNORMAL,
     CLOSE_POLICY_VIOLATION, FrameHandler, FrameParser, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG,
-    OP_TEXT, build_frame, is_valid_close_code, message_payload,
+    OP_TEXT, build_close_frame, build_frame, is_valid_close_code, message_payload,
 )
 
 import httptools
@@ -376,25 +376,26 @@ cdef bytes _compressed_frame(Deflater deflater, bint text, const unsigned char *
 
 
 cdef bytes _control_frame(int opcode, object data):
-    cdef bytes payload
-    if isinstance(data, str):
-        payload = (<str>data).encode("utf-8")
-    else:
-        payload = bytes(data)
-    if len(payload) > 125:
-        raise ValueError("ping/pong payload is {} bytes; the limit is 125".format(len(payload)))
-    return build_frame(opcode, <const unsigned char *>PyBytes_AS_STRING(payload), len(payload),
-                       True, False, NULL)
+    """A ping or pong frame; `data` is str (UTF-8) or any bytes-like, at most 125 bytes."""
+    cdef Py_ssize_t n
+    cdef bint text, held
+    cdef Py_buffer view
+    cdef const unsigned char *payload = message_payload(data, &n, &text, &view, &held)
+    try:
+        if n > 125:
+            raise ValueError("ping/pong payload is {} bytes; the limit is 125".format(n))
+        return build_frame(opcode, payload, n, True, False, NULL)
+    finally:
+        if held:
+            PyBuffer_Release(&view)
 
 
 cdef bytes _close_frame(int code, str reason):
-    cdef bytes payload
-    if code == CLOSE_NO_STATUS:
-        payload = b""
-    else:
-        payload = bytes(((code >> 8) & 0xFF, code & 0xFF)) + reason.encode("utf-8")[:123]
-    return build_frame(OP_CLOSE, <const unsigned char *>PyBytes_AS_STRING(payload), len(payload),
-                       True, False, NULL)
+    """Our close frame; a reason over 123 bytes is cut at a code point boundary."""
+    cdef bytes encoded = reason.encode("utf-8")
+    if len(encoded) > 123:
+        encoded = encoded[:123].decode("utf-8", "ignore").encode("utf-8")
+    return build_close_frame(code, encoded, NULL)
 
 
 cdef class ServerWebSocket(FrameHandler):
@@ -638,13 +639,27 @@ cdef class ServerWebSocket(FrameHandler):
     cdef void _close(self, int code, str reason):
         if self._state != ST_OPEN:
             return
+        self._send_close(code, reason)
+        self._close_deadline = self.hub.loop.time() + self.hub.close_timeout
+        self._unsubscribe_all()
+
+    cdef void _send_close(self, int code, str reason):
+        """Queue our close frame behind what is queued (sends are refused from now on)."""
         self._state = ST_CLOSING
-        self._out = (self._out or []) + [_close_frame(code, reason)]
+        if self._out is None:
+            self._out = []
+        self._out.append(_close_frame(code, reason))
         if not self._dirty:
             self._dirty = True
             self.hub._mark_dirty(self)
-        self._close_deadline = self.hub.loop.time() + self.hub.close_timeout
-        self._unsubscribe_all()
+
+    cdef void _closed_by_peer_or_error(self, int code, str reason):
+        """The close handshake is over (or impossible): report it, write what is queued, and
+        close the TCP connection, as the server does first (RFC 6455 section 7.1.1)."""
+        self._report_close(code, reason)
+        self._flush()
+        if self.conn is not None:
+            self.conn._close_transport()
 
     cdef void _report_close(self, int code, str reason):
         """Call the `close` handler once, whatever ended the connection."""
@@ -691,26 +706,14 @@ cdef class ServerWebSocket(FrameHandler):
         # RFC 6455 section 5.5.1: answer with a close frame (echoing the code), then the
         # server closes the TCP connection (section 7.1.1).
         if self._state == ST_OPEN:
-            self._state = ST_CLOSING
-            self._out = (self._out or []) + [
-                _close_frame(CLOSE_NORMAL if code == CLOSE_NO_STATUS else code, "")]
-            if not self._dirty:
-                self._dirty = True
-                self.hub._mark_dirty(self)
-        self._report_close(code, reason)
-        self._flush()
-        if self.conn is not None:
-            self.conn._close_transport()
+            self._send_close(CLOSE_NORMAL if code == CLOSE_NO_STATUS else code, "")
+        self._closed_by_peer_or_error(code, reason)
         return 0
 
     cdef int on_protocol_error(self, int code, str reason) except -1:
         if self._state == ST_OPEN:
-            self._state = ST_CLOSING
-            self._out = (self._out or []) + [_close_frame(code, reason)]
-        self._report_close(code, reason)
-        self._flush()
-        if self.conn is not None:
-            self.conn._close_transport()
+            self._send_close(code, reason)
+        self._closed_by_peer_or_error(code, reason)
         return 0
 
     # -- timers ------------------------------------------------------------------------------------
