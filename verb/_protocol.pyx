@@ -203,8 +203,11 @@ cdef class Hub:
     def shutdown(self):
         """Drop every connection at once and stop the sweep."""
         cdef ConnectionBase conn
+        cdef ServerWebSocket ws
         for conn in list(self.connections):
             conn._abort()
+        for ws in list(self.websockets):
+            ws._abort()
         if self._sweep_handle is not None:
             self._sweep_handle.cancel()
             self._sweep_handle = None
@@ -213,14 +216,18 @@ cdef class Hub:
         """Bytes still waiting in transports (for graceful stop)."""
         cdef ConnectionBase conn
         cdef Py_ssize_t total = 0
+        cdef ServerWebSocket ws
         for conn in self.connections:
             if conn.transport is not None:
                 total += _transport_buffered(conn.transport)
+        for ws in self.websockets:
+            if ws.transport is not None:
+                total += _transport_buffered(ws.transport)
         return total
 
     def stats(self):
         return {
-            "connections": len(self.connections),
+            "connections": len(self.connections) + len(self.websockets),
             "websockets": len(self.websockets),
             "connections_total": self.connections_total,
             "messages_in": self.messages_in,
@@ -240,12 +247,10 @@ cdef class Hub:
         self.now = now
         try:
             for conn in list(self.connections):
-                if conn.mode == MODE_WEBSOCKET:
-                    ws = conn.ws
-                    if ws is not None:
-                        ws._check_timers(now)
-                elif conn._busy == 0 and conn.deadline and now >= conn.deadline:
+                if conn._busy == 0 and conn.deadline and now >= conn.deadline:
                     conn._abort()  # handshake or keep-alive timeout
+            for ws in list(self.websockets):
+                ws._check_timers(now)
             self._flush()
         except Exception:
             log.exception("verb: timeout sweep failed")
@@ -407,11 +412,10 @@ cdef class ServerWebSocket(FrameHandler):
     cdef dict __dict__
     cdef object __weakref__
     cdef Hub hub
-    cdef ConnectionBase conn
-    cdef object transport
+    cdef readonly object transport
     cdef FrameParser parser
-    cdef public object data
-    cdef readonly object request
+    cdef object _data
+    cdef bytes _handshake         # the upgrade request, packed (see `request`)
     cdef readonly object protocol
     cdef readonly object remote_address
     cdef int _state
@@ -440,6 +444,23 @@ cdef class ServerWebSocket(FrameHandler):
 
     def __init__(self):
         raise TypeError("ServerWebSocket objects are created by the server")
+
+    @property
+    def data(self):
+        """Per-connection user data: what the `upgrade` handler returned, else a dict."""
+        if self._data is None:
+            self._data = {}
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        self._data = value
+
+    @property
+    def request(self):
+        """The upgrade request, rebuilt from its raw form at each read (idle connections keep
+        only one bytes object): keep what you need from it in `ws.data`."""
+        return _unpack_request(self._handshake, self.hub.options.trust_proxy)
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -633,8 +654,7 @@ cdef class ServerWebSocket(FrameHandler):
     def terminate(self):
         """Drop the connection at once, without a closing handshake."""
         self._report_close(CLOSE_ABNORMAL, "terminated")
-        if self.conn is not None:
-            self.conn._abort()
+        self._abort()
 
     cdef void _close(self, int code, str reason):
         if self._state != ST_OPEN:
@@ -658,8 +678,8 @@ cdef class ServerWebSocket(FrameHandler):
         close the TCP connection, as the server does first (RFC 6455 section 7.1.1)."""
         self._report_close(code, reason)
         self._flush()
-        if self.conn is not None:
-            self.conn._close_transport()
+        if self.transport is not None:
+            self.transport.close()
 
     cdef void _report_close(self, int code, str reason):
         """Call the `close` handler once, whatever ended the connection."""
@@ -723,7 +743,7 @@ cdef class ServerWebSocket(FrameHandler):
         if self._state == ST_CLOSING:
             if now >= self._close_deadline:
                 self._report_close(CLOSE_ABNORMAL, "close timeout")
-                self.conn._abort()
+                self._abort()
             return
         if self._state != ST_OPEN or hub.idle_timeout <= 0:
             return
@@ -796,6 +816,54 @@ cdef class ServerWebSocket(FrameHandler):
         if self._state == ST_OPEN:
             self._close(CLOSE_INTERNAL_ERROR, "internal error")
 
+    # -- asyncio protocol: after the upgrade the transport calls the WebSocket directly --------
+
+    def get_buffer(self, Py_ssize_t sizehint):
+        return self.hub._read_view
+
+    def buffer_updated(self, Py_ssize_t nbytes):
+        cdef Hub hub = self.hub
+        hub._reading += 1
+        hub.bytes_in += nbytes
+        try:
+            self._last_activity = hub.now
+            if self.parser is not None:
+                self.parser.feed_buffer(<unsigned char *><char *>hub._read_buffer, nbytes)
+        except Exception:
+            log.exception("verb: connection failed")
+            self._abort()
+        finally:
+            hub._reading -= 1
+            if hub._reading == 0:
+                hub._flush()
+
+    def data_received(self, data):  # plain Protocol path (not used by asyncio or uvloop here)
+        view = self.hub._read_view
+        view[:len(data)] = data
+        self.buffer_updated(len(data))
+
+    def eof_received(self):
+        return False  # close the transport
+
+    def connection_lost(self, exc):
+        self._report_close(CLOSE_ABNORMAL, "connection lost")
+        self.transport = None
+        self.parser = None
+        self._deflater = None  # a dedicated compressor's zlib memory goes now
+        self._dirty = False
+        self._out = None
+
+    def pause_writing(self):
+        self._backpressured = True
+
+    def resume_writing(self):
+        self._backpressured = False
+        self._drain_now()
+
+    cdef void _abort(self):
+        if self.transport is not None:
+            self.transport.abort()
+
     # -- Node-style listeners (the guide's ws.on("pong", fn)) ---------------------------------------
 
     def on(self, str event not None, fn):
@@ -837,7 +905,6 @@ cdef class ConnectionBase:
     cdef readonly object transport
     cdef int mode
     cdef object http_parser
-    cdef ServerWebSocket ws
     cdef double deadline
     cdef int _busy               # HTTP requests being handled (async handlers)
     cdef bint _write_paused      # HTTP: reading paused until the peer takes our responses
@@ -888,10 +955,7 @@ cdef class ConnectionBase:
         hub._reading += 1
         hub.bytes_in += nbytes
         try:
-            if self.mode == MODE_WEBSOCKET:
-                self.ws._last_activity = hub.now
-                self.ws.parser.feed_buffer(<unsigned char *><char *>hub._read_buffer, nbytes)
-            elif self.mode == MODE_HTTP:
+            if self.mode == MODE_HTTP:
                 self._feed_http(bytes(hub._read_view[:nbytes]))
             elif self.mode == MODE_UPGRADING:
                 self._upgrade_request[1] += bytes(hub._read_view[:nbytes])
@@ -915,20 +979,11 @@ cdef class ConnectionBase:
         cdef Hub hub = self.hub
         self.mode = MODE_CLOSED
         hub.connections.discard(self)
-        if self.ws is not None:
-            self.ws._report_close(CLOSE_ABNORMAL, "connection lost")
-            self.ws.transport = None
-            self.ws.parser = None
-            self.ws._deflater = None  # a dedicated compressor's zlib memory goes now
-            self.ws._dirty = False
-            self.ws._out = None
         self.http_parser = None
         self.transport = None
 
     def pause_writing(self):
-        if self.ws is not None:
-            self.ws._backpressured = True
-        elif self.mode == MODE_HTTP and self.transport is not None and \
+        if self.mode == MODE_HTTP and self.transport is not None and \
                 not self.transport.is_closing() and \
                 self.transport.get_extra_info("sslcontext") is None:
             # A client pipelining requests without reading the responses: read no more until
@@ -939,17 +994,10 @@ cdef class ConnectionBase:
             self.transport.pause_reading()
 
     def resume_writing(self):
-        cdef ServerWebSocket ws = self.ws
         if self._write_paused:
             self._write_paused = False
-            if self.transport is not None and self._busy == 0 and (
-                    self.mode == MODE_HTTP or (self.mode == MODE_WEBSOCKET and ws is not None
-                                               and not ws._reading_paused)):
+            if self.transport is not None and self._busy == 0 and self.mode == MODE_HTTP:
                 self.transport.resume_reading()
-        if ws is None:
-            return
-        ws._backpressured = False
-        ws._drain_now()
 
     # -- closing ------------------------------------------------------------------------------------
 
@@ -1176,23 +1224,26 @@ cdef class ConnectionBase:
                     extension, params = negotiated
         self.transport.write(_handshake.build_response(key, subprotocol, extension,
                                                        options.headers))
-        ws = ServerWebSocket.__new__(ServerWebSocket)
+        ws = WebSocketProtocol.__new__(WebSocketProtocol)
         ws.hub = hub
-        ws.conn = self
         ws.transport = self.transport
         ws.parser = FrameParser(ws, server=True, max_payload_length=hub.max_payload_length)
-        ws.data = data if data is not None and data is not True else {}
-        ws.request = request
+        if data is not None and data is not True:
+            ws._data = data
+        ws._handshake = _pack_request(request, self.remote_address)
         ws.protocol = subprotocol
         ws.remote_address = request.ip if options.trust_proxy else self.remote_address
         ws._state = ST_OPEN
         ws._last_activity = hub.now
         if params is not None:
             _enable_deflate(hub, ws, params)
-        self.ws = ws
+        # From here the transport reports to the WebSocket; this HTTP connection object goes.
+        self.transport.set_protocol(ws)
+        self.transport = None
         self.mode = MODE_WEBSOCKET
         self.http_parser = None
         self.deadline = 0
+        hub.connections.discard(self)
         hub.websockets.add(ws)
         rest = self._upgrade_request[1]
         self._upgrade_request = None
@@ -1216,3 +1267,32 @@ cdef void _enable_deflate(Hub hub, ServerWebSocket ws, object params):
         ws.parser.inflater = Inflater(window_bits=max(9, params.client_max_window_bits),
                                       no_context_takeover=params.client_no_context_takeover,
                                       max_size=hub.max_payload_length)
+
+
+class WebSocketProtocol(ServerWebSocket, asyncio.BufferedProtocol):
+    """ServerWebSocket seen by the event loop as a BufferedProtocol: the transport's protocol
+    once the upgrade is done (asyncio and uvloop take the buffered-read path for it)."""
+
+    __slots__ = ()
+
+
+cdef bytes _pack_request(object request, object peer):
+    """The upgrade request as one bytes object: "METHOD URL VERSION PEER" then header lines.
+    Header values cannot hold CR or LF (httptools refuses them), names cannot hold ":"."""
+    parts = ["{} {} {} {}\r\n".format(request.method, request.url, request.http_version,
+                                      peer or "").encode("latin-1")]
+    for name, value in request.headers.raw_pairs():
+        parts.append(b"%s: %s\r\n" % (name, value))
+    return b"".join(parts)
+
+
+def _unpack_request(bytes packed, bint trust_proxy):
+    head, _, lines = packed.partition(b"\r\n")
+    method, url, version, peer = head.split(b" ", 3)
+    pairs = []
+    for line in lines.split(b"\r\n"):
+        if line:
+            name, _, value = line.partition(b": ")
+            pairs.append((name, value))
+    return Request(method, url, Headers(pairs), b"", peer.decode("latin-1") or None,
+                   version.decode("ascii"), trust_proxy)
