@@ -107,6 +107,7 @@ cdef class Hub:
     cdef bytearray _read_buffer
     cdef object _read_view
     cdef list _dirty
+    cdef list _dirty_spare        # the other of two lists _flush swaps (no list per flush)
     cdef bint _flush_scheduled
     cdef int _reading  # > 0 while a read is being handled: its flush happens at its end
     cdef object _sweep_handle
@@ -156,6 +157,7 @@ cdef class Hub:
         self._read_buffer = bytearray(READ_BUFFER_SIZE)
         self._read_view = memoryview(self._read_buffer)
         self._dirty = []
+        self._dirty_spare = []
         self.accepting = True
         self.max_payload_length = options.max_payload_length
         self.backpressure_limit = options.backpressure_limit
@@ -273,9 +275,15 @@ cdef class Hub:
         cdef list dirty = self._dirty
         if not dirty:
             return
-        self._dirty = []
-        for ws in dirty:
-            ws._flush()
+        self._dirty = self._dirty_spare if self._dirty_spare is not None else []
+        self._dirty_spare = None  # a nested flush (should one happen) allocates its own list
+        try:
+            for ws in dirty:
+                ws._flush()
+        finally:
+            dirty.clear()
+            if self._dirty_spare is None:
+                self._dirty_spare = dirty
 
     # -- topics ---------------------------------------------------------------------------------
 
@@ -419,7 +427,8 @@ cdef class ServerWebSocket(FrameHandler):
     cdef readonly object protocol
     cdef readonly object remote_address
     cdef int _state
-    cdef list _out
+    cdef list _out                # frames queued since the last flush (two or more) ...
+    cdef bytes _out_one           # ... or the one frame queued
     cdef Py_ssize_t _out_bytes
     cdef bint _dirty
     cdef int _cork_depth
@@ -512,29 +521,38 @@ cdef class ServerWebSocket(FrameHandler):
             self._want_drain = True
         else:
             status = <int>size if size < 0x7FFFFFFF else 0x7FFFFFFF
-        if self._out is None:
-            self._out = [frame]
-        else:
-            self._out.append(frame)
+        self._append_out(frame)
         self._out_bytes += size
         self.hub.messages_out += 1
         self.hub.bytes_out += size
+        return status
+
+    cdef inline void _append_out(self, bytes frame):
+        """Queue `frame` for the next flush. The common single frame per flush needs no list."""
+        if self._out_one is None and self._out is None:
+            self._out_one = frame
+        elif self._out is None:
+            self._out = [self._out_one, frame]
+            self._out_one = None
+        else:
+            self._out.append(frame)
         if not self._dirty:
             self._dirty = True
             self.hub._mark_dirty(self)
-        return status
 
     cdef void _flush(self):
         cdef list out = self._out
+        cdef bytes one = self._out_one
         self._dirty = False
-        if out is None:
+        if out is None and one is None:
             return
         self._out = None
+        self._out_one = None
         self._out_bytes = 0
         if self.transport is None:
             return
-        if len(out) == 1:
-            self.transport.write(out[0])
+        if out is None:
+            self.transport.write(one)
         else:
             self.transport.writelines(out)
         # Sends were refused or deferred, yet the kernel took everything: drain at once
@@ -666,12 +684,7 @@ cdef class ServerWebSocket(FrameHandler):
     cdef void _send_close(self, int code, str reason):
         """Queue our close frame behind what is queued (sends are refused from now on)."""
         self._state = ST_CLOSING
-        if self._out is None:
-            self._out = []
-        self._out.append(_close_frame(code, reason))
-        if not self._dirty:
-            self._dirty = True
-            self.hub._mark_dirty(self)
+        self._append_out(_close_frame(code, reason))
 
     cdef void _closed_by_peer_or_error(self, int code, str reason):
         """The close handshake is over (or impossible): report it, write what is queued, and
@@ -852,6 +865,7 @@ cdef class ServerWebSocket(FrameHandler):
         self._deflater = None  # a dedicated compressor's zlib memory goes now
         self._dirty = False
         self._out = None
+        self._out_one = None
 
     def pause_writing(self):
         self._backpressured = True
