@@ -61,7 +61,7 @@ cdef class FrameParser:
     cdef int _key_offset
     cdef uint64_t _remaining
     # Control frame payload being assembled (at most 125 bytes, RFC 6455 section 5.5).
-    cdef unsigned char _ctl[125]
+    cdef unsigned char *_ctl      # a control frame's payload (125 bytes, held only while one arrives)
     cdef int _ctl_len
     # Data message being assembled; _msg_opcode is 0 when none is in progress.
     cdef int _msg_opcode

@@ -16,7 +16,7 @@ left in the middle of a stream, and `max_payload_length` bounds both the compres
 and the inflated size (the inflater stops before allocating past it).
 """
 
-from libc.stdlib cimport free, realloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 from libc.stdint cimport uint32_t, uint64_t
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
@@ -159,6 +159,7 @@ cdef class FrameParser:
 
     def __dealloc__(self):
         free(self._msg)
+        free(self._ctl)
 
     @property
     def failed(self):
@@ -296,6 +297,11 @@ cdef class FrameParser:
             if rsv1:
                 return self._fail(CLOSE_PROTOCOL_ERROR, "RSV1 set on a control frame")
             self._ctl_len = 0
+            if length and self._ctl == NULL:
+                # Allocated per control frame, not per connection: idle connections stay small.
+                self._ctl = <unsigned char *>malloc(125)
+                if self._ctl == NULL:
+                    raise MemoryError()
         elif opcode == OP_CONT:
             if self._msg_opcode == 0:
                 return self._fail(CLOSE_PROTOCOL_ERROR, "continuation frame without a message")
@@ -412,10 +418,14 @@ cdef class FrameParser:
     cdef int _deliver_control(self) except -1:
         cdef int code
         cdef str reason
-        if self._opcode == OP_PING:
-            return self.handler.on_ping(PyBytes_FromStringAndSize(<char *>self._ctl, self._ctl_len))
-        if self._opcode == OP_PONG:
-            return self.handler.on_pong(PyBytes_FromStringAndSize(<char *>self._ctl, self._ctl_len))
+        cdef bytes payload
+        if self._opcode == OP_PING or self._opcode == OP_PONG:
+            payload = PyBytes_FromStringAndSize(<char *>self._ctl, self._ctl_len)
+            free(self._ctl)
+            self._ctl = NULL
+            if self._opcode == OP_PING:
+                return self.handler.on_ping(payload)
+            return self.handler.on_pong(payload)
         # Close (RFC 6455 section 5.5.1): empty, or a 2-byte code and a UTF-8 reason.
         if self._ctl_len == 0:
             code = CLOSE_NO_STATUS
