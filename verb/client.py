@@ -32,7 +32,7 @@ import random
 import ssl as ssl_module
 import urllib.parse
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 from verb._client import (
     CLOSED,
@@ -46,7 +46,7 @@ from verb._client import (
 )
 from verb._deflate import Deflater, Inflater
 from verb._frame import DEFAULT_MAX_PAYLOAD_LENGTH
-from verb.extensions import EXTENSION_NAME, ClientOffer, DeflateParameters, NegotiationError
+from verb.extensions import EXTENSION_NAME, ClientOffer, NegotiationError
 from verb.handshake import accept_key
 from verb.http import Headers, check_header, has_token, header_tokens
 
