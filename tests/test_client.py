@@ -895,6 +895,33 @@ def test_close_timeout_drops_a_silent_server():
     run(main())
 
 
+def test_sends_while_closing_raise_closed_ok_with_our_code():
+    seen = {}
+
+    async def handler(head, reader, writer):
+        writer.write(response_101(request_key(head)))
+        seen["close"] = await read_client_frame(reader)
+        await asyncio.sleep(0.05)  # then drop TCP without a close frame
+
+    async def main():
+        server, url = await raw_server(handler)
+        async with server:
+            ws = await verb.connect(url)
+            closing = asyncio.ensure_future(ws.close(4005, "closing now"))
+            await asyncio.sleep(0)
+            assert ws.state == verb.client.CLOSING
+            with pytest.raises(verb.ConnectionClosedOK) as info:
+                ws.send("late")
+            assert (info.value.code, info.value.reason) == (4005, "closing now")
+            await asyncio.wait_for(closing, 10)
+            assert ws.close_code == 1006  # the server never sent its close frame
+            with pytest.raises(verb.ConnectionClosedError):
+                await ws.recv()
+
+    run(main())
+    assert seen["close"][2] == 8 and seen["close"][5] == struct.pack("!H", 4005) + b"closing now"
+
+
 # ---------------------------------------------------------------------------------------------
 # reconnecting
 

@@ -171,6 +171,8 @@ cdef class ClientWebSocketBase(FrameHandler):
     cdef object _lost
     cdef bint _close_received
     cdef bint _close_started_by_us
+    cdef int _sent_code           # our close frame's code, 0 until we send one
+    cdef str _sent_reason
     cdef readonly object close_code
     cdef readonly object close_reason
 
@@ -267,7 +269,7 @@ cdef class ClientWebSocketBase(FrameHandler):
             else:
                 self.parser.feed_buffer(<unsigned char *>PyByteArray_AS_STRING(self._rbuf),
                                         nbytes)
-        except BaseException as exc:
+        except Exception as exc:  # never into the event loop: fail this connection
             self._fail_internal(exc)
         finally:
             self._reading -= 1
@@ -392,8 +394,20 @@ cdef class ClientWebSocketBase(FrameHandler):
         return message
 
     cdef object _closed_error(self):
-        cdef int code = self.close_code if self.close_code is not None else CLOSE_ABNORMAL
-        reason = self.close_reason or ""
+        """The exception for a connection that is closing or closed."""
+        cdef int code
+        if self.close_code is not None:
+            code = self.close_code
+            reason = self.close_reason or ""
+        elif self._sent_code:
+            # We closed and the server has not answered yet: our code says how it is closing.
+            code = self._sent_code
+            reason = self._sent_reason
+            if self._close_started_by_us:
+                return ConnectionClosedOK(code, reason)
+        else:
+            code = CLOSE_ABNORMAL
+            reason = ""
         if self._close_received and (self._close_started_by_us or code == CLOSE_NORMAL or
                                      code == 1001 or code == CLOSE_NO_STATUS):
             return ConnectionClosedOK(code, reason)
@@ -624,6 +638,8 @@ cdef class ClientWebSocketBase(FrameHandler):
         if len(encoded) > 123:
             encoded = encoded[:123].decode("utf-8", "ignore").encode("utf-8")
         self._state = ST_CLOSING
+        self._sent_code = code
+        self._sent_reason = reason
         self._cancel_timers()
         self._queue(build_close_frame(code, encoded, next_random_key()))
         self._flush()
