@@ -15,7 +15,9 @@ Each library is driven through its usual API: `ws.send` / `await ws.recv()` for 
 `await ws.send` / `await ws.recv()` for websockets, and picows' `on_ws_frame` callback (with
 `frame.get_payload_as_bytes()`, so every client makes the same `bytes` per message).
 `extra_info` holds messages/s from the mean and the median round, and the client's CPU time
-per message (this process's CPU time over the measured rounds). picows is optional (it is not
+per message (this process's CPU time over the measured rounds). `test_client_interleaved_ratios`
+runs the clients in turn, round after round, and records each one's median messages/s and
+verb's ratios to the others: on a shared machine, compare those. picows is optional (it is not
 in the `test` extra): its benchmarks are skipped with a message when it is missing.
 """
 
@@ -226,3 +228,44 @@ def test_client_pipelined_1kib(benchmark, client):
     """WINDOW messages in flight: the client's per-message CPU cost shows."""
     benchmark.group = f"client pipelined, 1 KiB, {PIPELINED} per round, {WINDOW} in flight"
     _bench(benchmark, client, PIPELINED, WINDOW)
+
+
+@pytest.mark.parametrize("workload", ["round_trips", "pipelined"])
+def test_client_interleaved_ratios(benchmark, server_url, workload):
+    """Every client in turn, round after round (A/B interleaved), so that the machine's load
+    swings hit them alike; extra_info has each client's median messages/s and verb's ratios.
+    The timing pytest-benchmark shows for this test is the whole interleaved run."""
+    total, window = (ROUND_TRIPS, 1) if workload == "round_trips" else (PIPELINED, WINDOW)
+    benchmark.group = f"client interleaved, 1 KiB, {workload}"
+    loop = uvloop.new_event_loop()
+    drivers = []
+    try:
+        for name, cls in DRIVERS.items():
+            driver = cls()
+            try:
+                loop.run_until_complete(asyncio.wait_for(driver.open(server_url), 10))
+            except pytest.skip.Exception:
+                continue
+            drivers.append(driver)
+        times = {driver.name: [] for driver in drivers}
+
+        def run_all():
+            for _ in range(ROUNDS):
+                for driver in drivers:
+                    start = time.perf_counter()
+                    loop.run_until_complete(asyncio.wait_for(driver.run(total, window), 60))
+                    times[driver.name].append(time.perf_counter() - start)
+
+        for driver in drivers:  # warm-up
+            loop.run_until_complete(asyncio.wait_for(driver.run(total, window), 60))
+        benchmark.pedantic(run_all, rounds=1, iterations=1)
+        rates = {name: total / sorted(t)[len(t) // 2] for name, t in times.items()}
+        for name, rate in rates.items():
+            benchmark.extra_info[f"{name} messages/s"] = round(rate)
+        for name in rates:
+            if name != "verb":
+                benchmark.extra_info[f"verb/{name}"] = round(rates["verb"] / rates[name], 2)
+        for driver in drivers:
+            loop.run_until_complete(asyncio.wait_for(driver.close(), 10))
+    finally:
+        loop.close()

@@ -10,8 +10,9 @@ helper); this module is the part that runs per message:
 - each message is the `str` or `bytes` the parser produced, queued in a deque; reading pauses
   while `max_queue` messages wait, and resumes once the reader took three quarters of them;
 - sends are masked into one new `bytes` per frame (a fresh key per frame from the core's pool
-  of os.urandom keys) and written in batches: the frames produced in one loop iteration (or
-  while one read is handled) go out in one transport call;
+  of os.urandom keys); the first frame of a loop iteration is written at once, the ones that
+  follow it in the same iteration (or while one read is handled) go out in one transport call
+  at its end;
 - pings from the server are answered at once; our pings resolve when their pong arrives.
 """
 
@@ -455,6 +456,15 @@ cdef class ClientWebSocketBase(FrameHandler):
     # -- sending ----------------------------------------------------------------------------------
 
     cdef int _queue(self, bytes frame) except -1:
+        """Write `frame`: the first frame of a loop iteration goes out at once (no added
+        latency for a lone message), the ones that follow in the same iteration are batched
+        into one write at its end; while a read is handled, at the end of the read."""
+        if self._reading == 0 and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush_soon)
+            if self._out is None and self.transport is not None:
+                self.transport.write(frame)
+                return 0
         if self._out is None:
             self._out = [frame]
         else:
@@ -462,9 +472,6 @@ cdef class ClientWebSocketBase(FrameHandler):
         self._out_bytes += len(frame)
         if self._out_bytes >= FLUSH_BYTES:
             self._flush()
-        elif not self._flush_scheduled and self._reading == 0:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush_soon)
         return 0
 
     def _flush_soon(self):
