@@ -43,7 +43,8 @@ COMPILER_DIRECTIVES = {
 }
 
 # The compiled modules: the sans-I/O core, then the connection layer.
-EXTENSIONS = ["verb._mask", "verb._utf8", "verb._frame", "verb._deflate", "verb._protocol"]
+EXTENSIONS = ["verb._mask", "verb._utf8", "verb._frame", "verb._deflate", "verb._protocol",
+              "verb._client"]
 # System libraries a module links against (module name -> library names).
 LIBRARIES = {"verb._deflate": ["z"]}
 

@@ -9,7 +9,8 @@ import pytest
 
 import verb
 
-COMPILED_MODULES = ["verb._mask", "verb._utf8", "verb._frame", "verb._deflate", "verb._protocol"]
+COMPILED_MODULES = ["verb._mask", "verb._utf8", "verb._frame", "verb._deflate", "verb._protocol",
+                    "verb._client"]
 
 
 def test_version_matches_distribution_metadata():

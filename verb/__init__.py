@@ -9,6 +9,15 @@
 __version__ = "0.1.0"
 
 from verb.app import App, Server, ServerProtocol, create_server, createServer  # noqa: E402
+from verb.client import (  # noqa: E402
+    ClientWebSocket,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    HandshakeError,
+    connect,
+    reconnecting,
+)
 from verb.http import HTTPError, Request, Response  # noqa: E402
 from verb.timers import (  # noqa: E402
     clear_interval,
@@ -33,7 +42,8 @@ class WebSocket:
 
 
 __all__ = [
-    "App", "HTTPError", "Request", "Response", "Server", "ServerProtocol", "WebSocket",
+    "App", "ClientWebSocket", "ConnectionClosed", "ConnectionClosedError", "ConnectionClosedOK",
+    "HandshakeError", "connect", "reconnecting", "HTTPError", "Request", "Response", "Server", "ServerProtocol", "WebSocket",
     "clearInterval", "clearTimeout", "clear_interval", "clear_timeout", "createServer",
     "create_server", "setInterval", "setTimeout", "set_interval", "set_timeout",
 ]

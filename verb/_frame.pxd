@@ -146,6 +146,9 @@ cdef inline const unsigned char *message_payload(object data, Py_ssize_t *size, 
     return <const unsigned char *>view.buf
 
 
+# A fresh masking key for a client frame (RFC 6455 section 5.3): 4 bytes from a pool refilled
+# from os.urandom (the OS CSPRNG), 256 keys per refill; the pool is discarded in a forked child.
+cdef const unsigned char *next_random_key() except NULL
 cdef bytes build_frame(int opcode, const unsigned char *data, Py_ssize_t n, bint fin, bint rsv1,
                        const unsigned char *key)
 cdef bytes build_close_frame(int code, bytes reason, const unsigned char *key)

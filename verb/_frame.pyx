@@ -460,7 +460,17 @@ cdef unsigned char _key_pool[1024]
 cdef int _key_pool_pos = 1024
 
 
-cdef const unsigned char *_next_random_key() except NULL:
+def _discard_key_pool():
+    global _key_pool_pos
+    _key_pool_pos = 1024
+
+
+if hasattr(os, "register_at_fork"):
+    # A forked child must not reuse the keys its parent has yet to use.
+    os.register_at_fork(after_in_child=_discard_key_pool)
+
+
+cdef const unsigned char *next_random_key() except NULL:
     global _key_pool_pos
     cdef bytes fresh
     if _key_pool_pos >= 1024:
@@ -494,7 +504,7 @@ cdef inline const unsigned char *_mask_key(object mask) except? NULL:
     if mask is None or mask is False:
         return NULL
     if mask is True:
-        return _next_random_key()
+        return next_random_key()
     if not isinstance(mask, bytes) or len(<bytes>mask) != 4:
         raise ValueError("mask must be None, True or 4 bytes, got {!r}".format(mask))
     return <const unsigned char *>PyBytes_AS_STRING(<bytes>mask)
