@@ -37,11 +37,7 @@ OPEN = 1
 CLOSING = 2
 CLOSED = 3
 
-cdef enum:
-    ST_CONNECTING = 0
-    ST_OPEN = 1
-    ST_CLOSING = 2
-    ST_CLOSED = 3
+from verb._connection cimport ST_CLOSED, ST_CLOSING, ST_CONNECTING, ST_OPEN, transport_buffered
 
 # Size of the read buffer shared by the client connections of a thread.
 DEF READ_BUFFER_SIZE = 256 * 1024
@@ -233,10 +229,7 @@ cdef class ClientWebSocketBase(FrameHandler):
         """Bytes sent and not yet taken by the kernel."""
         cdef Py_ssize_t n = self._out_bytes
         if self.transport is not None:
-            try:
-                n += self.transport.get_write_buffer_size()
-            except AttributeError:  # Python 3.9's TLS transport after its TCP one is gone
-                pass
+            n += transport_buffered(self.transport)
         return n
 
     def __repr__(self):

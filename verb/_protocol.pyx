@@ -45,11 +45,7 @@ OPEN = 1
 CLOSING = 2
 CLOSED = 3
 
-cdef enum:
-    ST_CONNECTING = 0
-    ST_OPEN = 1
-    ST_CLOSING = 2
-    ST_CLOSED = 3
+from verb._connection cimport ST_CLOSED, ST_CLOSING, ST_CONNECTING, ST_OPEN, transport_buffered
 
 cdef enum:
     MODE_HTTP = 0
@@ -221,10 +217,10 @@ cdef class Hub:
         cdef ServerWebSocket ws
         for conn in self.connections:
             if conn.transport is not None:
-                total += _transport_buffered(conn.transport)
+                total += transport_buffered(conn.transport)
         for ws in self.websockets:
             if ws.transport is not None:
-                total += _transport_buffered(ws.transport)
+                total += transport_buffered(ws.transport)
         return total
 
     def stats(self):
@@ -363,15 +359,6 @@ cdef class Hub:
                 del self.topics[topic]
 
 
-cdef Py_ssize_t _transport_buffered(object transport) except -1:
-    """Bytes waiting in a transport. Python 3.9's asyncio TLS transport raises AttributeError
-    once its TCP transport is gone (before connection_lost reaches us): nothing waits then."""
-    try:
-        return transport.get_write_buffer_size()
-    except AttributeError:
-        return 0
-
-
 cdef inline bint _wants_compression(object compress, Py_ssize_t size, Py_ssize_t threshold):
     """Per-message opt-out/in: compress=False never, True always, None above the threshold."""
     if compress is None:
@@ -486,7 +473,7 @@ cdef class ServerWebSocket(FrameHandler):
         """Bytes accepted by send() that the kernel has not taken yet."""
         cdef Py_ssize_t n = self._out_bytes
         if self.transport is not None:
-            n += _transport_buffered(self.transport)
+            n += transport_buffered(self.transport)
         return n
 
     def getBufferedAmount(self):
@@ -510,7 +497,7 @@ cdef class ServerWebSocket(FrameHandler):
         if self._state != ST_OPEN:
             return 0
         if self._backpressured or self._out_bytes >= self.hub.backpressure_limit:
-            buffered = self._out_bytes + _transport_buffered(self.transport)
+            buffered = self._out_bytes + transport_buffered(self.transport)
             if buffered >= self.hub.backpressure_limit:
                 self.hub.dropped += 1
                 self._want_drain = True
