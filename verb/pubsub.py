@@ -47,13 +47,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import logging
 import os
 import random
 import struct
 import urllib.parse
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 __all__ = ["Broker", "BrokerUnavailable", "InProcessBroker", "RedisBroker", "broker_from_url"]
 
@@ -85,7 +86,7 @@ class Broker:
 
     external = False
 
-    async def start(self, deliver: Deliver, local_count: Optional[LocalCount] = None) -> None:
+    async def start(self, deliver: Deliver, local_count: LocalCount | None = None) -> None:
         """Start; `deliver` is how messages from elsewhere reach local subscribers."""
 
     def subscribe(self, topic: str) -> None:
@@ -100,7 +101,7 @@ class Broker:
     async def close(self) -> None:
         """Stop and release connections."""
 
-    async def cluster_subscriber_count(self, topic: str, timeout: float = 1.0) -> Optional[int]:
+    async def cluster_subscriber_count(self, topic: str, timeout: float = 1.0) -> int | None:
         """Subscribers of `topic` in every process, or None when the broker cannot tell."""
         return None
 
@@ -117,9 +118,9 @@ class InProcessBroker(Broker):
     """
 
     def __init__(self) -> None:
-        self._deliver: Optional[Deliver] = None
+        self._deliver: Deliver | None = None
 
-    async def start(self, deliver: Deliver, local_count: Optional[LocalCount] = None) -> None:
+    async def start(self, deliver: Deliver, local_count: LocalCount | None = None) -> None:
         self._deliver = deliver
 
     def publish(self, topic: str, payload: bytes, is_text: bool, compress=None) -> None:
@@ -168,12 +169,15 @@ def _redis_modules():
 class _Session:
     """One connection generation: a client (publishes, queries) and its pub/sub connection."""
 
-    __slots__ = ("client", "pubsub", "subscribed")
+    __slots__ = ("alive", "client", "pubsub", "subscribed")
 
     def __init__(self, client, pubsub):
         self.client = client
         self.pubsub = pubsub
         self.subscribed: set[str] = set()  # topics SUBSCRIBEd on this connection
+        # False once the session ends: its tasks check it, since a cancellation can be lost
+        # (asyncio.wait_for before Python 3.12 swallows one that races the inner result).
+        self.alive = True
 
 
 class RedisBroker(Broker):
@@ -224,11 +228,11 @@ class RedisBroker(Broker):
         # Set by start() (after a fork: each worker gets its own origin).
         self.origin = b""
         self._headers: dict[int, bytes] = {}
-        self._deliver: Optional[Deliver] = None
-        self._local_count: Optional[LocalCount] = None
+        self._deliver: Deliver | None = None
+        self._local_count: LocalCount | None = None
         self._loop = None
         self._task = None
-        self._session: Optional[_Session] = None
+        self._session: _Session | None = None
         self._wanted: set[str] = set()  # topics with local subscribers
         self._dirty: set[str] = set()  # changed since the last SUBSCRIBE/UNSUBSCRIBE sync
         self._sync_wake = None
@@ -238,7 +242,7 @@ class RedisBroker(Broker):
         self._write_wake = None
         self._up = False
         self._closed = False
-        self._down_since: Optional[float] = None
+        self._down_since: float | None = None
         self._unsent_in_outage = 0
         self._count_requests: dict[int, list] = {}
         self._request_ids = itertools.count(1)
@@ -257,7 +261,7 @@ class RedisBroker(Broker):
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def start(self, deliver: Deliver, local_count: Optional[LocalCount] = None) -> None:
+    async def start(self, deliver: Deliver, local_count: LocalCount | None = None) -> None:
         """Connect, subscribe the control channels, and start the broker's tasks.
 
         Raises:
@@ -295,15 +299,12 @@ class RedisBroker(Broker):
     async def close(self) -> None:
         self._closed = True
         self._up = False
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("verb: Redis broker task failed")
-            self._task = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task], timeout=5.0)
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                log.error("verb: Redis broker task failed", exc_info=task.exception())
         for entry in self._count_requests.values():
             if not entry[3].done():
                 entry[3].cancel()
@@ -344,17 +345,14 @@ class RedisBroker(Broker):
         return session
 
     async def _discard(self, client, pubsub) -> None:
-        try:
-            if pubsub is not None:
+        """Close a session's connections, whatever state they are in (bounded)."""
+        if pubsub is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(pubsub.aclose(), 1.0)
-        except BaseException:  # noqa: BLE001 - tearing down a connection that failed
-            pass
-        try:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
             await asyncio.wait_for(client.aclose(), 1.0)
-        except BaseException:  # noqa: BLE001
-            pass
 
-    async def _run(self, session: Optional[_Session]) -> None:
+    async def _run(self, session: _Session | None) -> None:
         """Serve a session until it fails, then reconnect with backoff; until closed."""
         delay = self.backoff_initial
         while not self._closed:
@@ -387,15 +385,20 @@ class RedisBroker(Broker):
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            session.alive = False
+            self._sync_wake.set()
+            self._write_wake.set()
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # Bounded: a task that lost its cancellation stops at its next look at
+            # session.alive, or when _discard closes the connection under it.
+            await asyncio.wait(tasks, timeout=1.0)
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()
         raise ConnectionError("Redis broker session ended")
 
-    def _went_down(self, exc: Optional[BaseException] = None) -> None:
+    def _went_down(self, exc: BaseException | None = None) -> None:
         self._up = False
         lost = self._in_flight + len(self._outbox)
         self._in_flight = 0
@@ -449,10 +452,12 @@ class RedisBroker(Broker):
         """Bring the connection's subscriptions in line with the topics wanted, in batches (a
         topic subscribed and unsubscribed in between costs nothing)."""
         wake = self._sync_wake
-        while True:
+        while session.alive:
             if not self._dirty:
                 wake.clear()
                 await wake.wait()
+                if not session.alive:
+                    return
             dirty, self._dirty = self._dirty, set()
             wanted, subscribed = self._wanted, session.subscribed
             add = [topic for topic in dirty if topic in wanted and topic not in subscribed]
@@ -497,7 +502,7 @@ class RedisBroker(Broker):
     async def _write(self, session: _Session) -> None:
         """Write queued publishes in order, pipelined, over the one client connection."""
         outbox, wake, client = self._outbox, self._write_wake, session.client
-        while True:
+        while session.alive:
             if not outbox:
                 wake.clear()
                 try:
@@ -505,6 +510,8 @@ class RedisBroker(Broker):
                 except asyncio.TimeoutError:
                     await asyncio.wait_for(client.ping(), self.connect_timeout)
                     continue
+                if not session.alive:
+                    return
             pipe = client.pipeline(transaction=False)
             count = 0
             while outbox and count < _PIPELINE_CHUNK:
@@ -525,7 +532,7 @@ class RedisBroker(Broker):
         prefix_length = len(topic_prefix)
         origin = self.origin
         header_size = _HEADER.size
-        while True:
+        while session.alive:
             message = await pubsub.get_message(timeout=None)
             if message is None or message["type"] != "message":
                 continue
