@@ -92,7 +92,7 @@ def test_publish_on_one_process_reaches_the_other(redis_server, spawn):
         # ws.publish does not reach the publishing connection (publish_to_self is off)...
         assert command(publisher, "pid", "pid ").startswith("pid ")
         # ... and app.publish (HTTP route on process two) reaches everyone, once.
-        assert two.post("/publish/room", "from the app".encode()) == {"local": 2}
+        assert two.post("/publish/room", b"from the app") == {"local": 2}
         for ws in (publisher, neighbour, remote_a, remote_b):
             assert receive_until(ws, "from the app") == ["from the app"]
         for ws in (publisher, neighbour, remote_a, remote_b):
@@ -155,7 +155,7 @@ def test_topic_churn_leaves_no_stale_redis_subscriptions(redis_server, spawn):
         for topic in list(kept)[:5]:
             assert redis_server.numsub(topic) == 2
         # Delivery still works for a kept topic, and not for a dropped one.
-        kept_topic = sorted(kept)[0]
+        kept_topic = min(kept)
         a.send(f"pub {kept_topic} still here")
         assert receive_until(b, "still here")[-1] == "still here"
     wait_until(lambda: redis_server.topic_channels() == set(), timeout=20,
@@ -372,19 +372,18 @@ def test_a_custom_broker_sees_first_and_last_subscribers_and_publishes():
         ws.send("done")
 
     app.websocket(message=on_message)
-    with app.run_in_thread() as server:
-        with client(server.ws_url) as a, client(server.ws_url) as b:
-            for ws, text in ((a, "sub room"), (b, "sub room"), (a, "unsub room"),
-                             (a, "pub hi")):  # b gets "hi" behind its "done"
-                ws.send(text)
-                assert ws.recv(timeout=5) == "done"
-            assert app.publish("room", b"\x01") == 1
-            # A message from another process reaches the local subscriber.
-            server.hub.loop.call_soon_threadsafe(broker.deliver, "room", "remote", None)
-            assert b.recv(timeout=5) == "hi"
-            assert b.recv(timeout=5) == b"\x01"
-            assert b.recv(timeout=5) == "remote"
-            assert app.broker is broker
+    with app.run_in_thread() as server, client(server.ws_url) as a, client(server.ws_url) as b:
+        for ws, text in ((a, "sub room"), (b, "sub room"), (a, "unsub room"),
+                         (a, "pub hi")):  # b gets "hi" behind its "done"
+            ws.send(text)
+            assert ws.recv(timeout=5) == "done"
+        assert app.publish("room", b"\x01") == 1
+        # A message from another process reaches the local subscriber.
+        server.hub.loop.call_soon_threadsafe(broker.deliver, "room", "remote", None)
+        assert b.recv(timeout=5) == "hi"
+        assert b.recv(timeout=5) == b"\x01"
+        assert b.recv(timeout=5) == "remote"
+        assert app.broker is broker
     assert broker.calls == [
         "start", ("subscribe", "room"), ("publish", "room", b"hi", True, False),
         ("publish", "room", b"\x01", False, None), ("unsubscribe", "room"), "close"]
@@ -445,3 +444,37 @@ def test_redis_broker_start_failure_raises_broker_unavailable():
         await broker.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("to_self", [False, True])
+def test_publish_to_self_across_processes(redis_server, to_self):
+    """ws.publish reaches the publishing connection once with publish_to_self, never without;
+    other processes' subscribers get it once either way."""
+    apps = []
+    for _ in range(2):
+        app = create_server(ServerProtocol.WEBSOCKET, broker=redis_server.url,
+                            publish_to_self=to_self)
+
+        def on_message(ws, message):
+            if message == "sub":
+                ws.subscribe("room")
+                ws.send("ok")
+            else:
+                ws.publish("room", message)
+
+        app.websocket(message=on_message)
+        apps.append(app)
+    with apps[0].run_in_thread() as one, apps[1].run_in_thread() as two, \
+            client(one.ws_url) as publisher, client(two.ws_url) as remote:
+        for ws in (publisher, remote):
+            ws.send("sub")
+            assert ws.recv(timeout=5) == "ok"
+        wait_until(lambda: redis_server.numsub("room") == 2, message="subscriptions")
+        publisher.send("first")
+        publisher.send(b"\x00second")
+        assert [remote.recv(timeout=5), remote.recv(timeout=5)] == ["first", b"\x00second"]
+        if to_self:
+            assert [publisher.recv(timeout=5), publisher.recv(timeout=5)] == [
+                "first", b"\x00second"]
+        assert_nothing_more(publisher)
+        assert_nothing_more(remote)

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from cluster import (
@@ -56,9 +57,12 @@ def processes():
             process.stop()
 
 
-def worker_pids(supervisor: VerbProcess, count: int) -> set[int]:
-    return wait_until(lambda: (lambda pids: pids if len(pids) == count else None)(
-        children(supervisor.pid)), message=f"{count} worker processes")
+def worker_pids(supervisor: VerbProcess, count: int, without=None) -> set[int]:
+    """Wait until the supervisor has `count` children (none of them `without`)."""
+    def ready():
+        pids = children(supervisor.pid)
+        return pids if len(pids) == count and without not in pids else None
+    return wait_until(ready, timeout=20, message=f"{count} worker processes")
 
 
 def test_workers_share_the_port_and_publish_crosses_workers(tmp_path, redis_server, processes):
@@ -104,9 +108,7 @@ def test_a_killed_worker_is_restarted_and_sigterm_stops_all(tmp_path, redis_serv
     first = worker_pids(supervisor, 2)
     victim = min(first)
     os.kill(victim, signal.SIGKILL)
-    second = wait_until(lambda: (lambda pids: pids if len(pids) == 2 and victim not in pids
-                                 else None)(children(supervisor.pid)), timeout=20,
-                        message="the killed worker to be replaced")
+    second = worker_pids(supervisor, 2, without=victim)
     (replacement,) = second - first
     wait_until(lambda: supervisor.get_json("/pid")["pid"] == replacement, timeout=20,
                message="the replacement to serve")
@@ -219,5 +221,46 @@ def test_workers_must_be_a_positive_int(value):
 def test_verb_run_rejects_zero_workers(tmp_path):
     (tmp_path / "app.py").write_text(textwrap.dedent(TEST_APP))
     result = subprocess.run([sys.executable, "-m", "verb", "run", "app.py", "--workers", "0"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=30)
+                            cwd=tmp_path, capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 2 and "--workers must be at least 1" in result.stderr
+
+
+def test_the_readme_scale_out_command_runs_the_chat_across_workers(tmp_path, redis_server,
+                                                                  processes):
+    """`verb run examples/chat.py --workers 2 --broker redis://...` (README, "Scaling out"):
+    users on both workers hear each other and the user count is the cluster's."""
+    import json
+    from pathlib import Path
+
+    chat = Path(__file__).resolve().parent.parent / "examples" / "chat.py"
+    supervisor = VerbProcess(tmp_path / "chat", broker=redis_server.url, workers=2,
+                             app_source=chat.read_text())
+    processes.append(supervisor)
+    wait_until(lambda: supervisor.get("/"), message="the chat page")
+    worker_pids(supervisor, 2)
+
+    def join(ws, name):
+        ws.send(json.dumps({"type": "join", "username": name}))
+        while True:
+            message = json.loads(ws.recv(timeout=10))
+            if message["type"] == "user_count":
+                return message["count"]
+
+    with contextlib.ExitStack() as stack:
+        users = [stack.enter_context(client(supervisor.ws_url + "/ws")) for _ in range(20)]
+        for index, ws in enumerate(users):
+            join(ws, f"user{index}")
+        # 20 connections spread over 2 workers (all on one: probability 2**-19).
+        wait_until(lambda: redis_server.numsub("chat") == 2, message="both workers in the chat")
+        last = stack.enter_context(client(supervisor.ws_url + "/ws"))
+        assert join(last, "last") == 21
+        users[0].send(json.dumps({"type": "message", "text": "hello everyone"}))
+        for ws in [*users, last]:
+            deadline = time.monotonic() + 10
+            while True:
+                assert time.monotonic() < deadline
+                message = json.loads(ws.recv(timeout=10))
+                if message["type"] == "message":
+                    assert message["text"] == "hello everyone"
+                    assert message["username"] == "user0"
+                    break
