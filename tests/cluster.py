@@ -256,13 +256,7 @@ class VerbProcess:
             return json.loads(response.read())
 
     def stop(self, sig=signal.SIGTERM, timeout=20.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process_tree(self.proc, sig, timeout)
         self._log.close()
         return self.proc.returncode
 
@@ -274,6 +268,22 @@ def children(pid: int) -> set[int]:
         with contextlib.suppress(OSError):
             found.update(int(p) for p in (task / "children").read_text().split())
     return found
+
+
+def stop_process_tree(proc, sig=signal.SIGTERM, timeout=20.0):
+    """Signal `proc` and wait for it; past `timeout`, SIGKILL it and the workers it had."""
+    if proc.poll() is not None:
+        return
+    workers = children(proc.pid)
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def alive(pid: int) -> bool:

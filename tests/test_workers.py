@@ -29,6 +29,7 @@ from cluster import (
     command,
     free_port,
     receive_until,
+    stop_process_tree,
     wait_until,
 )
 from websockets.exceptions import ConnectionClosed
@@ -171,13 +172,8 @@ def test_listen_with_workers_from_a_program(tmp_path):
         assert "with 2 workers" in text
         assert "2 workers without a broker: a publish reaches only the subscribers" in text
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    assert code == 0, log.read_text()
+        stop_process_tree(proc, signal.SIGINT, timeout=30)
+    assert proc.returncode == 0, log.read_text()
 
 
 def test_a_worker_that_cannot_start_stops_them_all(tmp_path, processes):
@@ -264,3 +260,15 @@ def test_the_readme_scale_out_command_runs_the_chat_across_workers(tmp_path, red
                     assert message["text"] == "hello everyone"
                     assert message["username"] == "user0"
                     break
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(tmp_path, processes):
+    supervisor = VerbProcess(tmp_path / "verb", workers=2)
+    processes.append(supervisor)
+    supervisor.wait_ready()
+    pids = worker_pids(supervisor, 2)
+    supervisor.proc.kill()  # SIGKILL: no chance to stop its workers itself
+    supervisor.proc.wait(timeout=10)
+    for pid in pids:
+        wait_until(lambda pid=pid: not alive(pid), timeout=20,
+                   message=f"worker {pid} to exit after its supervisor")

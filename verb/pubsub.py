@@ -204,7 +204,7 @@ class RedisBroker(Broker):
 
     def __init__(self, url: str, *, required: bool = True, channel_prefix: str = "verb:",
                  max_pending_bytes: int = 32 * 1024 * 1024, backoff_initial: float = 0.05,
-                 backoff_max: float = 5.0, connect_timeout: float = 3.0,
+                 backoff_max: float = 2.0, connect_timeout: float = 3.0,
                  health_interval: float = 5.0) -> None:
         self._redis, self._Retry, self._NoBackoff = _redis_modules()
         parts = urllib.parse.urlsplit(url)

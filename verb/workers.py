@@ -16,6 +16,8 @@ The supervisor:
 - fails fast when a worker of the first generation cannot start (port in use, broker
   unreachable with `broker_required=True`, an exception in an `on_start` hook): it stops
   the others and `listen` raises `WorkersError`;
+- makes the kernel send each worker SIGTERM should the supervisor itself die (even by
+  SIGKILL): workers never outlive it;
 - on SIGINT or SIGTERM sends SIGTERM to every worker, which stops gracefully (closes its
   WebSockets with 1001 and waits up to `stop_timeout` for their buffers), waits for them,
   and returns. A second signal, or workers still running after `stop_timeout` + 5 s, gets
@@ -31,6 +33,7 @@ which run in each worker.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -116,11 +119,13 @@ def supervise(app, port: int, host: str, count: int, callback=None) -> None:
 def _start(app, worker_id, slot, port, host, callback, reserve, old_mask) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
+    supervisor = os.getpid()
     pid = os.fork()
     if pid == 0:  # the worker
         code = 1
         try:
             reserve.close()
+            _die_with(supervisor)
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             code = _worker(app, worker_id, port, host, callback)
         except BaseException:  # noqa: BLE001 - report, then leave without unwinding the parent's stack
@@ -135,6 +140,18 @@ def _start(app, worker_id, slot, port, host, callback, reserve, old_mask) -> Non
     slot.generation += 1
     slot.pid = pid
     slot.started_at = time.monotonic()
+
+
+def _die_with(supervisor: int) -> None:
+    """Have the kernel send us SIGTERM when the supervisor dies (even by SIGKILL), so that
+    workers never outlive it (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != supervisor:  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _worker(app, worker_id, port, host, callback) -> int:
