@@ -10,6 +10,10 @@ Clients send {"type": "join", "username": ...} once, then {"type": "message", "t
 Anything else gets {"type": "error", "message": ...}.
 
     python examples/chat.py     # or: verb run examples/chat.py --port 3000
+
+Scaled out (README, "Scaling out"): `verb run examples/chat.py --workers 2 --broker
+redis://127.0.0.1:6379/0`; messages reach users on every worker and the user count is the
+cluster's (`app.cluster_subscriber_count`).
 """
 
 import json
@@ -119,15 +123,19 @@ def broadcast(data):
     app.publish(TOPIC, json.dumps(data))
 
 
-def broadcast_user_count():
-    broadcast({"type": "user_count", "count": app.subscriber_count(TOPIC)})
+async def broadcast_user_count():
+    try:  # every worker's subscribers (this process's alone without a broker)
+        count = await app.cluster_subscriber_count(TOPIC)
+    except ConnectionError:  # the broker is unreachable for now: what this process knows
+        count = app.subscriber_count(TOPIC)
+    broadcast({"type": "user_count", "count": count})
 
 
 def on_open(ws):
     ws.username = None  # set by the "join" message
 
 
-def on_message(ws, message):
+async def on_message(ws, message):
     try:
         data = json.loads(message)
     except ValueError:
@@ -144,7 +152,7 @@ def on_message(ws, message):
             ws.username = username
             ws.subscribe(TOPIC)
             broadcast({"type": "user_joined", "username": username})
-            broadcast_user_count()
+            await broadcast_user_count()
     elif kind == "message":
         if ws.username is None:
             ws.send_json({"type": "error", "message": "Join the chat first"})
@@ -156,11 +164,11 @@ def on_message(ws, message):
         ws.send_json({"type": "error", "message": "Unknown message type"})
 
 
-def on_close(ws, code, reason):
+async def on_close(ws, code, reason):
     # The server has already unsubscribed the closed connection: the count excludes it.
     if ws.username is not None:
         broadcast({"type": "user_left", "username": ws.username})
-        broadcast_user_count()
+        await broadcast_user_count()
 
 
 app.websocket(path="/ws", open=on_open, message=on_message, close=on_close)

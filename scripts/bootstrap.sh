@@ -31,6 +31,15 @@ if [ $for_tests = 1 ]; then
             "($py2root/versions/2.7.18, not found): install pyenv, then \`pyenv install 2.7.18\`" >&2
     fi
 fi
+# Redis (the pub/sub backplane of tests/test_pubsub.py, test_workers.py, test_proxy.py) and
+# nginx (the reverse proxy of tests/test_proxy.py). The tests start their own processes on free
+# ports; the packages' system services are not needed (and not started here).
+if [ $for_tests = 1 ] && ! command -v redis-server >/dev/null 2>&1; then
+    need+=(redis-server)
+fi
+if [ $for_tests = 1 ] && ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    need+=(nginx)
+fi
 # Node.js and npm for the interop peers in tests/interop (Node's `ws`).
 if [ $for_tests = 1 ] && ! command -v npm >/dev/null 2>&1; then
     need+=(nodejs npm)

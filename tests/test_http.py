@@ -332,8 +332,15 @@ def test_body_is_bytes():
 def test_ip_ignores_forwarded_for_unless_trusted():
     headers = [("X-Forwarded-For", " 203.0.113.7 , 10.0.0.1"), ("X-Forwarded-For", "10.0.0.2")]
     assert Request("GET", "/", headers, remote_address="10.0.0.9").ip == "10.0.0.9"
+    # Trusted: the last entry, which the proxy appended; earlier ones are the client's words.
     trusted = Request("GET", "/", headers, remote_address="10.0.0.9", trust_proxy=True)
-    assert trusted.ip == "203.0.113.7"
+    assert trusted.ip == "10.0.0.2"
+    spoofed = [("X-Forwarded-For", "1.2.3.4, 203.0.113.7 ")]
+    assert Request("GET", "/", spoofed, remote_address="10.0.0.9",
+                   trust_proxy=True).ip == "203.0.113.7"
+    empty = [("X-Forwarded-For", "")]
+    assert Request("GET", "/", empty, remote_address="10.0.0.9", trust_proxy=True).ip == \
+        "10.0.0.9"
     bare = Request("GET", "/", [], remote_address=("::1", 1, 0, 0), trust_proxy=True)
     assert bare.ip == "::1"
     assert Request("GET", "/", []).ip is None

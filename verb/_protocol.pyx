@@ -100,6 +100,11 @@ cdef class Hub:
     cdef readonly set connections
     cdef readonly set websockets
     cdef dict topics
+    # Cluster hooks (verb.pubsub), None without an external broker: on_topic_change(topic,
+    # active) when a topic gets its first local subscriber (True) or loses its last (False);
+    # on_publish(topic, data, compress) after ws.publish has delivered locally.
+    cdef public object on_topic_change
+    cdef public object on_publish
     cdef bytearray _read_buffer
     cdef object _read_view
     cdef list _dirty
@@ -349,6 +354,8 @@ cdef class Hub:
         cdef dict subscribers = self.topics.get(topic)
         if subscribers is None:
             subscribers = self.topics[topic] = {}
+            if self.on_topic_change is not None:
+                self.on_topic_change(topic, True)
         subscribers[ws] = None
 
     cdef void _unsubscribe(self, ServerWebSocket ws, str topic):
@@ -357,6 +364,8 @@ cdef class Hub:
             subscribers.pop(ws, None)
             if not subscribers:
                 del self.topics[topic]
+                if self.on_topic_change is not None:
+                    self.on_topic_change(topic, False)
 
 
 cdef inline bint _wants_compression(object compress, Py_ssize_t size, Py_ssize_t threshold):
@@ -633,9 +642,15 @@ cdef class ServerWebSocket(FrameHandler):
         return list(self._topics) if self._topics else []
 
     def publish(self, str topic not None, data, compress=None):
-        """Send `data` to every subscriber of `topic` but this one (unless publish_to_self)."""
+        """Send `data` to every subscriber of `topic` but this one (unless publish_to_self),
+        and with an external broker to the other processes too. Returns how many subscribers
+        of this process it reached."""
         cdef Hub hub = self.hub
-        return hub.publish_message(topic, data, None if hub.publish_to_self else self, compress)
+        cdef Py_ssize_t delivered = hub.publish_message(
+            topic, data, None if hub.publish_to_self else self, compress)
+        if hub.on_publish is not None:
+            hub.on_publish(topic, data, compress)
+        return delivered
 
     cdef void _unsubscribe_all(self):
         if self._topics:

@@ -6,7 +6,9 @@
     app.listen(3000)
 
 The app holds the configuration; each running server gets a `Hub` (compiled, one per event loop)
-that the connections share.
+that the connections share. With a broker (`broker="redis://..."`), publishes also reach the
+subscribers of other processes (`verb.pubsub`); `app.listen(port, workers=N)` runs N processes
+sharing the port (`verb.workers`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import threading
 from verb import timers
 from verb._protocol import ConnectionBase, Hub
 from verb.options import Options, split_websocket_config
+from verb.pubsub import Broker, BrokerLink, broker_from_url
 from verb.routing import Router
 
 log = logging.getLogger("verb")
@@ -76,6 +79,9 @@ class App:
     """Routes, WebSocket handlers and options, and the servers running them."""
 
     listen_calls = 0  # blocking listen() calls in this process (how `verb run` knows one ran)
+    #: Which worker this process is (0 to N-1) under `listen(..., workers=N)`; None otherwise.
+    #: Also in the environment as VERB_WORKER_ID.
+    worker_id = None
 
     def __init__(self, protocol: ServerProtocol, tls, options: Options):
         if protocol.tls and tls is None:
@@ -90,6 +96,7 @@ class App:
         self._servers: list[Server] = []
         self._on_start: list = []
         self._on_stop: list = []
+        self._link: BrokerLink | None = None  # while servers run with an external broker
         for method in ("get", "post", "put", "patch", "delete", "head", "options", "all"):
             setattr(self, method, self._route_adder(method.upper()))
 
@@ -123,14 +130,75 @@ class App:
         return self
 
     def publish(self, topic: str, data) -> int:
-        """Send `data` to every subscriber of `topic`; returns how many it reached."""
-        return sum(s.hub.publish(topic, data) for s in self._servers if s.hub is not None)
+        """Send `data` to every subscriber of `topic`: at once to those of this process, and
+        through the broker, when there is one, to those of the others.
+
+        Returns:
+            How many subscribers of this process it reached.
+        """
+        delivered = sum(s.hub.publish(topic, data) for s in self._servers if s.hub is not None)
+        if self._link is not None:
+            self._link.publish(topic, data)
+        return delivered
 
     def subscriber_count(self, topic: str) -> int:
-        """Subscribers of `topic` in this process (local count)."""
+        """Subscribers of `topic` in this process (local count; with workers or a broker, see
+        `cluster_subscriber_count`)."""
         return sum(s.hub.subscriber_count(topic) for s in self._servers if s.hub is not None)
 
     subscriberCount = subscriber_count
+
+    async def cluster_subscriber_count(self, topic: str, timeout: float = 1.0) -> int:
+        """Subscribers of `topic` in every process connected to the broker (the local count
+        without an external broker). Asks each process over the broker and sums the answers;
+        processes that do not answer within `timeout` seconds are not counted. Await it on
+        the loop the app serves on.
+
+        Raises:
+            verb.pubsub.BrokerUnavailable: the broker cannot be reached.
+        """
+        link = self._link
+        if link is None:
+            return self.subscriber_count(topic)
+        count = await link.broker.cluster_subscriber_count(topic, timeout)
+        return self.subscriber_count(topic) if count is None else count
+
+    clusterSubscriberCount = cluster_subscriber_count
+
+    @property
+    def broker(self) -> Broker | None:
+        """The external broker while servers run with one (a `verb.pubsub.RedisBroker`), else
+        None: publishes stay in this process (the in-process broker, the Hub itself)."""
+        return self._link.broker if self._link is not None else None
+
+    def _new_broker(self) -> Broker | None:
+        broker = self.config.broker
+        if isinstance(broker, str):
+            broker = broker_from_url(broker, required=self.config.broker_required)
+        return broker if broker is not None and broker.external else None
+
+    async def _attach_broker(self, hub) -> None:
+        loop = asyncio.get_running_loop()
+        link = self._link
+        if link is None:
+            broker = self._new_broker()
+            if broker is None:
+                return
+            link = self._link = BrokerLink(broker, loop)
+            try:
+                await link.attach(hub)
+            except BaseException:
+                self._link = None
+                raise
+            return
+        if link.loop is not loop:
+            raise RuntimeError("with a broker, all the servers of an app run on one event loop")
+        await link.attach(hub)
+
+    async def _detach_broker(self, hub) -> None:
+        link = self._link
+        if link is not None and await link.detach(hub) and self._link is link:
+            self._link = None
 
     def stats(self) -> dict:
         """Open connections, messages and bytes in/out, backpressure drops, summed over servers."""
@@ -161,27 +229,49 @@ class App:
         await server._serve()
         return server
 
-    def listen(self, port: int = 3000, host: str = "localhost", callback=None):
+    def listen(self, port: int = 3000, host: str = "localhost", callback=None, *,
+               workers: int | None = None):
         """Serve on `port` (Verb's `app.listen`).
 
         Inside a running event loop, binds at once, serves in the background and returns the
         `Server`. Otherwise runs an event loop (uvloop when installed) until SIGINT/SIGTERM.
-        The VERB_PORT and VERB_HOST environment variables, when set, override `port` and
-        `host` (`verb run --port` sets them).
+
+        With `workers=N` (N > 1; Linux), forks N worker processes that share the port
+        (SO_REUSEPORT), each with its own event loop; this process supervises them:
+        restarts one that dies, and stops them all on SIGINT/SIGTERM (see `verb.workers`).
+        Give them a broker (`broker="redis://..."`) so that a publish reaches the
+        subscribers of every worker, not only those of the worker that made it.
+
+        The VERB_PORT, VERB_HOST, VERB_WORKERS and VERB_BROKER environment variables, when
+        set, override `port`, `host`, `workers` and the `broker` option (`verb run --port`,
+        `--host`, `--workers`, `--broker` set them).
         """
         port = int(os.environ.get("VERB_PORT", port))
         host = os.environ.get("VERB_HOST", host)
+        workers = _workers(os.environ.get("VERB_WORKERS", workers))
+        if "VERB_BROKER" in os.environ:
+            self.config = Options.from_kwargs(base=self.config,
+                                              broker=os.environ["VERB_BROKER"] or None)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
         if loop is not None:
+            if workers > 1:
+                raise RuntimeError(
+                    "app.listen(..., workers=N) forks worker processes and must be called "
+                    "outside a running event loop (a forked child cannot reuse the loop)")
             server = self._bind(port, host)
             server._task = loop.create_task(server._serve())
             if callback is not None:
                 callback()
             return server
         App.listen_calls += 1
+        if workers > 1:
+            from verb import workers as workers_module
+
+            workers_module.supervise(self, port, host, workers, callback)
+            return None
         _run(self._serve_forever(port, host, callback))
         return None
 
@@ -192,10 +282,16 @@ class App:
         """
         return _ThreadedServer(self, port, host, use_uvloop)
 
-    async def _serve_forever(self, port, host, callback):
-        server = self._bind(port, host)
+    async def _serve_forever(self, port, host, callback, reuse_port=False, started=None):
+        server = self._bind(port, host, reuse_port)
         await server._serve()
-        print(f"verb: listening on {server.url}", flush=True)
+        if started is not None:
+            started()
+        if self.worker_id is None:
+            print(f"verb: listening on {server.url}", flush=True)
+        else:
+            print(f"verb: worker {self.worker_id} (pid {os.getpid()}) listening on {server.url}",
+                  flush=True)
         if callback is not None:
             callback()
         stop = asyncio.Event()
@@ -208,16 +304,9 @@ class App:
         finally:
             await server.stop()
 
-    def _bind(self, port, host) -> Server:
-        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-            raise ValueError(f"port must be an int from 0 to 65535, got {port!r}")
-        if host == "localhost":
-            host = "127.0.0.1"
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+    def _bind(self, port, host, reuse_port=False) -> Server:
+        sock = _bound_socket(port, host, reuse_port)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
             sock.listen(1024)
         except OSError:
             sock.close()
@@ -226,6 +315,38 @@ class App:
         server = Server(self, sock)
         self._servers.append(server)
         return server
+
+
+def _bound_socket(port, host, reuse_port=False) -> socket.socket:
+    """A TCP socket bound to (host, port); with `reuse_port`, SO_REUSEPORT (Linux: the kernel
+    spreads connections over the listening sockets of the processes sharing the port)."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be an int from 0 to 65535, got {port!r}")
+    if host == "localhost":
+        host = "127.0.0.1"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _workers(value) -> int:
+    if value is None:
+        return 1
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        count = 0
+    if isinstance(value, bool) or count < 1 or (not isinstance(value, str) and count != value):
+        raise ValueError(f"workers must be an int >= 1, got {value!r}")
+    return count
 
 
 class Server:
@@ -248,6 +369,14 @@ class Server:
         app = self.app
         self.hub = Hub(loop, app.config, app._handlers, app.router, app)
         hub = self.hub
+        try:
+            await app._attach_broker(hub)
+        except BaseException:
+            self.hub = None
+            self._sock.close()
+            if self in app._servers:
+                app._servers.remove(self)
+            raise
         self._server = await loop.create_server(
             lambda: Connection(hub), sock=self._sock, ssl=app._ssl, backlog=1024)
         hub.start()
@@ -281,6 +410,7 @@ class Server:
         while (hub.websockets or hub.pending_output()) and loop.time() < deadline:
             await asyncio.sleep(0.01)
         hub.shutdown()
+        await self.app._detach_broker(hub)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._server.wait_closed(), 1.0)
         if self in self.app._servers:

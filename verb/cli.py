@@ -1,12 +1,16 @@
 """The `verb` command line (also `python -m verb`).
 
-    verb run app.py[:app] [--host HOST] [--port PORT]
-    verb demo [--host HOST] [--port PORT]
+    verb run app.py[:app] [--host HOST] [--port PORT] [--workers N] [--broker URL]
+    verb demo [--host HOST] [--port PORT] [--workers N] [--broker URL]
 
 `run` executes the script as __main__. Its own `app.listen(...)` call serves, with `--port`
 (or VERB_PORT) overriding the port it passes and `--host` (or VERB_HOST) the host. A script that
 only builds an app, without calling listen, has that app served: the one named after the colon,
 or the single `App` among its globals.
+
+`--workers N` runs N processes sharing the port (Linux; see `verb.workers`) and `--broker URL`
+(e.g. redis://127.0.0.1:6379/0) carries publishes between processes (see `verb.pubsub`); they
+set VERB_WORKERS and VERB_BROKER, which override what the program passes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import runpy
 import sys
 
 from verb import app as app_module
+from verb.pubsub import BrokerUnavailable
+from verb.workers import WorkersError
 
 
 def main(argv=None) -> int:
@@ -31,6 +37,11 @@ def main(argv=None) -> int:
                              "program's, else localhost)")
         command.add_argument("--port", type=int, default=None,
                              help="port to listen on (overrides the program's; env VERB_PORT)")
+        command.add_argument("--workers", type=int, default=None,
+                             help="worker processes sharing the port (Linux; env VERB_WORKERS)")
+        command.add_argument("--broker", default=None,
+                             help="pub/sub broker reaching every process, e.g. "
+                             "redis://127.0.0.1:6379/0 (env VERB_BROKER)")
         command.add_argument("--log-level", default="info",
                              choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
@@ -39,11 +50,21 @@ def main(argv=None) -> int:
         os.environ["VERB_PORT"] = str(args.port)
     if args.host is not None:
         os.environ["VERB_HOST"] = args.host
-    if args.command == "demo":
-        from verb import demo as demo_module
-        demo_module.app.listen(3000)
-        return 0
-    return _run(args.target)
+    if args.workers is not None:
+        if args.workers < 1:
+            parser.error("--workers must be at least 1")
+        os.environ["VERB_WORKERS"] = str(args.workers)
+    if args.broker is not None:
+        os.environ["VERB_BROKER"] = args.broker
+    try:
+        if args.command == "demo":
+            from verb import demo as demo_module
+            demo_module.app.listen(3000)
+            return 0
+        return _run(args.target)
+    except (BrokerUnavailable, WorkersError) as exc:
+        print(f"verb: {exc}", file=sys.stderr)
+        return 1
 
 
 def _run(target: str) -> int:

@@ -491,8 +491,8 @@ class Request:
             remote_address: The peer's address: a host string, or the `peername` tuple of the
                 transport (its first item is used).
             http_version: "1.1" or "1.0".
-            trust_proxy: Let `ip` take the first X-Forwarded-For entry (only behind a proxy
-                you control: the header is whatever the client wrote).
+            trust_proxy: Let `ip` take the last X-Forwarded-For entry: the address that the
+                reverse proxy in front of us (one, that you control) appended.
         """
         if isinstance(method, (bytes, bytearray)):
             method = method.decode("ascii", "replace")
@@ -586,14 +586,19 @@ class Request:
 
     @property
     def ip(self) -> str | None:
-        """The client's address: the peer's, or with `trust_proxy` the first X-Forwarded-For
-        entry when there is one."""
+        """The client's address: the peer's, or with `trust_proxy` the last X-Forwarded-For
+        entry when there is one.
+
+        The last entry is the one the proxy in front of us appended (nginx's
+        `$proxy_add_x_forwarded_for`) for the address it saw; entries before it are whatever
+        the client sent, so they are never trusted. One proxy hop is trusted.
+        """
         if self.trust_proxy:
             forwarded = self.headers.get_all("x-forwarded-for")
             if forwarded:
-                first = forwarded[0].split(",", 1)[0].strip(_OWS)
-                if first:
-                    return first
+                last = forwarded[-1].rsplit(",", 1)[-1].strip(_OWS)
+                if last:
+                    return last
         return self.remote_address
 
     @property

@@ -164,6 +164,28 @@ def _origins(name: str, value: Any) -> tuple[str, ...] | None:
         raise type(exc)(f"{name}: {exc}") from None
 
 
+_BROKER_SCHEMES = ("redis://", "rediss://", "unix://", "memory://")
+
+
+def _broker(name: str, value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        if not value.lower().startswith(_BROKER_SCHEMES):
+            raise ValueError(
+                f"{name} must be None (this process only), a Redis URL like "
+                f'"redis://127.0.0.1:6379/0" (or rediss://, unix://) or "memory://", '
+                f"got {value!r}"
+            )
+        return value
+    from .pubsub import Broker
+
+    if isinstance(value, Broker):
+        return value
+    raise TypeError(f"{name} must be None, a broker URL (str) or a verb.pubsub.Broker, "
+                    f"got {_describe(value)}")
+
+
 def _path(name: str, value: Any) -> str | None:
     if value is None:
         return None
@@ -216,7 +238,16 @@ class Options:
         max_body: Largest HTTP request body (413 beyond); 0 refuses any body.
         stop_timeout: Time `stop()` gives connections to close before dropping them.
         path: The WebSocket route ("/ws"); None accepts upgrades on any path.
-        trust_proxy: Take the client address from X-Forwarded-For.
+        trust_proxy: Behind one reverse proxy you control: take the client address
+            (`ws.remote_address`, `req.ip`) from the last X-Forwarded-For entry, the one that
+            proxy added. Off, the header is ignored (any client can write it).
+        broker: Where publishes go beyond this process (see `verb.pubsub`): None for this
+            process only; a Redis URL ("redis://127.0.0.1:6379/0") for every process
+            connected to that Redis; or a `verb.pubsub.Broker`. The VERB_BROKER environment
+            variable (`verb run --broker`) overrides it in `app.listen`.
+        broker_required: When the broker cannot be reached at start: True fails the start
+            (`verb.pubsub.BrokerUnavailable`); False starts anyway, publishes staying local
+            until it can be reached.
     """
 
     max_payload_length: int = 16 * _MIB
@@ -242,6 +273,8 @@ class Options:
     stop_timeout: float = 10.0
     path: str | None = None
     trust_proxy: bool = False
+    broker: Any = None
+    broker_required: bool = True
 
     def __post_init__(self) -> None:
         for name, check in _VALIDATORS.items():
@@ -304,6 +337,8 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "stop_timeout": _seconds,
     "path": _path,
     "trust_proxy": _flag,
+    "broker": _broker,
+    "broker_required": _flag,
 }
 assert set(_VALIDATORS) == {field.name for field in dataclasses.fields(Options)}
 
