@@ -159,6 +159,62 @@ def available_servers(names, build) -> tuple[list[str], dict]:
     return ok, skipped
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def core_busy_s(cpu) -> tuple[float, float]:
+    """(task time incl. steal, irq + softirq time) of one CPU since boot (/proc/stat), s.
+
+    Loopback traffic is processed in softirq, which the kernel (with IRQ time accounting) does
+    not charge to the server's or the load generator's utime/stime.
+    """
+    with open("/proc/stat") as stat:
+        for line in stat:
+            if line.startswith(f"cpu{cpu} "):
+                user, nice, system, _idle, _iowait, irq, softirq, steal = (
+                    int(x) for x in line.split()[1:9])
+                return (user + nice + system + steal) / CLK_TCK, (irq + softirq) / CLK_TCK
+    return 0.0, 0.0
+
+
+def process_cpu_s(pid) -> float:
+    """utime + stime of a process and its threads (/proc/<pid>/stat), seconds."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+class OtherLoad:
+    """How much of the two pinned cores went to other processes (and hypervisor steal) while a
+    workload ran, beside the server and the load generator, and how much to interrupts
+    (softirq: mostly our own loopback traffic). A busy machine shows here."""
+
+    def __init__(self, server_pid):
+        self.server_pid = server_pid
+
+    def __enter__(self):
+        self.t = time.monotonic()
+        self.busy = (core_busy_s(SERVER_CPU), core_busy_s(CLIENT_CPU))
+        self.server = process_cpu_s(self.server_pid)
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(
+            resource.RUSAGE_SELF)
+        self.ours = sum(u.ru_utime + u.ru_stime for u in usage)
+        return self
+
+    def __exit__(self, *exc):
+        wall = time.monotonic() - self.t
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            server = process_cpu_s(self.server_pid) - self.server
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(
+                resource.RUSAGE_SELF)
+            ours = sum(u.ru_utime + u.ru_stime for u in usage) - self.ours
+            (task0, irq0), (task1, irq1) = core_busy_s(SERVER_CPU), core_busy_s(CLIENT_CPU)
+            self.cpu0 = max(0.0, task0 - self.busy[0][0] - server) / wall
+            self.cpu1 = max(0.0, task1 - self.busy[1][0] - ours) / wall
+            self.irq = (irq0 - self.busy[0][1] + irq1 - self.busy[1][1]) / wall
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -577,7 +633,7 @@ def chart(works, servers, med, path: Path, title: str):
     shown = [w for w in works if any(med.get((w.name, s)) for s in servers)]
     colors = {"verb": "#d62728", "picows": "#1f77b4", "websockets": "#9467bd",
               "aiohttp": "#8c564b", "bun": "#ff7f0e", "c": "#7f7f7f"}
-    fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(shown) + 2), 5.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(shown) + 2), 6), dpi=110)
     width = 0.8 / max(1, len(servers))
     for i, s in enumerate(servers):
         xs, ys, labels = [], [], []
@@ -733,16 +789,21 @@ def main(argv=None) -> int:
                         for w in mine:
                             run = {"round": rnd, "server": s, "workload": w.name}
                             t0 = time.monotonic()
+                            other = OtherLoad(server.pid)
                             try:
-                                if w.name.startswith("idle"):
-                                    run["result"] = run_idle(build["loadgen"], w.args, server,
-                                                             cpu=CLIENT_CPU)
-                                else:
-                                    run["result"] = run_loadgen(build["loadgen"], w.args,
-                                                                server.port, server.pid,
-                                                                cpu=CLIENT_CPU)
+                                with other:
+                                    if w.name.startswith("idle"):
+                                        run["result"] = run_idle(build["loadgen"], w.args,
+                                                                 server, cpu=CLIENT_CPU)
+                                    else:
+                                        run["result"] = run_loadgen(build["loadgen"], w.args,
+                                                                    server.port, server.pid,
+                                                                    cpu=CLIENT_CPU)
                             except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
                                 run["error"] = str(exc)
+                            if SERVER_CPU is not None and hasattr(other, "cpu0"):
+                                run["other_load"] = [round(other.cpu0, 3), round(other.cpu1, 3),
+                                                     round(other.irq, 3)]
                             run["seconds"] = round(time.monotonic() - t0, 2)
                             runs.append(run)
                             value = (run.get("result") or {}).get(w.metric)
@@ -790,6 +851,17 @@ def main(argv=None) -> int:
         print("Errors seen by the load generator (summed over rounds):")
         for (w, s), bad in sorted(errors.items()):
             print(f"  {s} {w}: {bad}")
+    loads = [r["other_load"] for r in runs if r.get("other_load")]
+    other_text = ""
+    if loads:
+        other_text = ("Other processes on the pinned cores during the runs (fraction of a "
+                      "core): CPU {} median {:.2f} max {:.2f}; CPU {} median {:.2f} max {:.2f}. "
+                      "Interrupts (softirq, both cores): median {:.2f}.").format(
+            SERVER_CPU, median([x[0] for x in loads]), max(x[0] for x in loads),
+            CLIENT_CPU, median([x[1] for x in loads]), max(x[1] for x in loads),
+            median([x[2] for x in loads]))
+        print()
+        print(other_text)
     print(f"\n({elapsed:.0f} s)")
 
     args.results.mkdir(parents=True, exist_ok=True)
@@ -810,6 +882,7 @@ def main(argv=None) -> int:
         "goals": goal_rows, "mask_vs_memcpy": mask_ratio,
         "errors": {f"{w}/{s}": v for (w, s), v in errors.items()},
         "tables_markdown": tables, "goals_markdown": goals_table(goal_rows),
+        "other_load": other_text,
         "runs": runs,
     }
     path = args.results / f"{stamp}.json"

@@ -18,7 +18,10 @@ else
     PY=python3
 fi
 
-"$PY" -m pip install -q -e '.[bench]'
+# Install the extra only when something is missing (pip install -e rebuilds the extensions).
+if ! "$PY" -c "import verb, picows, aiohttp, websockets, matplotlib, pytest_benchmark, uvloop" 2>/dev/null; then
+    "$PY" -m pip install -q -e '.[bench]'
+fi
 
 if [[ -x benchmarks/.bun/node_modules/.bin/bun ]] && benchmarks/.bun/node_modules/.bin/bun --version >/dev/null 2>&1; then
     :
