@@ -102,7 +102,7 @@ def workloads(quick: bool, idle_conns: int, broadcast_conns: int) -> list[Worklo
         Workload("idle", f"idle memory ({idle_conns:,})", "idle", "kib_per_conn", "KiB/conn",
                  higher_is_better=False,
                  args=["--mode", "idle", "--conns", str(idle_conns), "--timeout", "60"]),
-        Workload("idle_deflate", "idle memory, deflate", "idle_deflate", "kib_per_conn",
+        Workload("idle_deflate", "idle memory, verb deflate", "idle_deflate", "kib_per_conn",
                  "KiB/conn", higher_is_better=False,
                  args=["--mode", "idle", "--conns", str(idle_conns), "--deflate",
                        "--timeout", "60"],
