@@ -604,6 +604,33 @@ def test_ws_object_attributes_and_identity():
     assert seen["state"] == (1, 1, 1) and seen["addr"] == "127.0.0.1" and seen["path"] == "/room"
 
 
+def test_ws_request_is_rebuilt_from_the_handshake_after_open():
+    # The upgrade request is kept packed; reading ws.request later (here in `message`, long
+    # after the handshake) gives back the method, target, query, peer and every header field,
+    # duplicates and odd bytes included.
+    seen = {}
+    app = create_server(ServerProtocol.WEBSOCKET)
+
+    def message(ws, _):
+        request = ws.request
+        seen.update(method=request.method, path=request.path, query=request.query,
+                    peer=request.remote_address, version=request.http_version,
+                    tags=request.headers.get_all("x-tag"), odd=request.headers.get("x-odd"),
+                    fresh=ws.request is not request)
+        ws.send("ok")
+
+    app.websocket(message=message)
+    with app.run_in_thread() as server:
+        with ws_connect(server, "/feed?room=a%20b&x=1",
+                        additional_headers=[("X-Tag", "one"), ("X-Tag", "two: three"),
+                                            ("X-Odd", "caf\u00e9 ;,\t=")]) as ws:
+            ws.send("?")
+            assert ws.recv(timeout=5) == "ok"
+    assert seen == {"method": "GET", "path": "/feed", "query": {"room": "a b", "x": "1"},
+                    "peer": "127.0.0.1", "version": "1.1", "tags": ["one", "two: three"],
+                    "odd": "caf\u00e9 ;,\t=", "fresh": True}
+
+
 def test_send_json_is_a_text_frame():
     app = create_server(ServerProtocol.WEBSOCKET)
     app.websocket(message=lambda ws, m: ws.send_json({"type": "pong", "n": [1, 2]}))

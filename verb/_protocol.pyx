@@ -1246,7 +1246,7 @@ cdef class ConnectionBase:
         ws.parser = FrameParser(ws, server=True, max_payload_length=hub.max_payload_length)
         if data is not None and data is not True:
             ws._data = data
-        ws._handshake = _pack_request(request, self.remote_address)
+        ws._handshake = _pack_request(request, self._headers, self.remote_address)
         ws.protocol = subprotocol
         ws.remote_address = request.ip if options.trust_proxy else self.remote_address
         ws._state = ST_OPEN
@@ -1292,13 +1292,17 @@ class WebSocketProtocol(ServerWebSocket, asyncio.BufferedProtocol):
     __slots__ = ()
 
 
-cdef bytes _pack_request(object request, object peer):
-    """The upgrade request as one bytes object: "METHOD URL VERSION PEER" then header lines.
-    Header values cannot hold CR or LF (httptools refuses them), names cannot hold ":"."""
+cdef bytes _pack_request(object request, list headers, object peer):
+    """The upgrade request as one bytes object: "METHOD URL VERSION PEER" then header lines
+    (`headers`: httptools' raw (name, value) bytes pairs). Header values cannot hold CR or LF
+    (httptools refuses them), names cannot hold ":"."""
     parts = ["{} {} {} {}\r\n".format(request.method, request.url, request.http_version,
                                       peer or "").encode("latin-1")]
-    for name, value in request.headers.raw_pairs():
-        parts.append(b"%s: %s\r\n" % (name, value))
+    for name, value in headers:
+        parts.append(name)
+        parts.append(b": ")
+        parts.append(value)
+        parts.append(b"\r\n")
     return b"".join(parts)
 
 

@@ -312,10 +312,6 @@ def _latin1(value: str | bytes) -> str:
     return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else value
 
 
-def _latin1_bytes(value: str | bytes) -> bytes:
-    return value.encode("latin-1") if isinstance(value, str) else bytes(value)
-
-
 class Headers:
     """Request header fields: case-insensitive names, several fields per name allowed.
 
@@ -336,10 +332,6 @@ class Headers:
         self._raw = list(raw) if raw is not None else []
         self._fields: list[tuple[str, str]] | None = None
         self._index: dict[str, list[str]] | None = None
-
-    def raw_pairs(self) -> list[tuple[bytes, bytes]]:
-        """The fields as `(name, value)` bytes pairs, as they arrived (str ones latin-1 encoded)."""
-        return [(_latin1_bytes(name), _latin1_bytes(value)) for name, value in self._raw]
 
     def _decode(self) -> dict[str, list[str]]:
         fields = [(_latin1(name), _latin1(value)) for name, value in self._raw]
