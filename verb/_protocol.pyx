@@ -852,11 +852,6 @@ cdef class ServerWebSocket(FrameHandler):
             if hub._reading == 0:
                 hub._flush()
 
-    def data_received(self, data):  # plain Protocol path (not used by asyncio or uvloop here)
-        view = self.hub._read_view
-        view[:len(data)] = data
-        self.buffer_updated(len(data))
-
     def eof_received(self):
         return False  # close the transport
 
