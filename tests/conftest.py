@@ -26,3 +26,15 @@ def pytest_addoption(parser):
 def full_tier(request) -> bool:
     """True when the long tier was asked for (`scripts/test.sh --full`)."""
     return bool(request.config.getoption("--full"))
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A redis-server of our own on a free 127.0.0.1 port (tests/cluster.py), stopped after."""
+    from cluster import RedisServer
+
+    server = RedisServer(tmp_path / "redis")
+    try:
+        yield server.start()
+    finally:
+        server.stop()

@@ -13,7 +13,6 @@ import socket
 import pytest
 from cluster import (
     Nginx,
-    RedisServer,
     VerbProcess,
     assert_nothing_more,
     client,
@@ -23,15 +22,6 @@ from cluster import (
 )
 
 CLIENT_ADDRESS = "127.0.0.2"
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path / "redis")
-    try:
-        yield server.start()
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -36,15 +36,6 @@ from verb.pubsub import (
 
 
 @pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path / "redis")
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def spawn(tmp_path):
     """spawn(**kwargs) -> a started VerbProcess; all stopped at the end."""
     started = []

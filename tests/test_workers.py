@@ -40,15 +40,6 @@ from verb.app import _workers
 
 
 @pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path / "redis")
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def processes():
     started = []
     try:
