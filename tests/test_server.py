@@ -105,6 +105,26 @@ def test_echo_text_and_binary(loop_kind):
             assert ws.recv(timeout=5) == big
 
 
+def test_plain_protocol_data_received_path(loop_kind):
+    # Both loops read through get_buffer/buffer_updated; data_received (the plain Protocol path)
+    # must still feed the parser, in parts when the data exceeds the shared read buffer.
+    import oracle
+
+    opened = []
+    app = create_server(ServerProtocol.WEBSOCKET)
+    app.websocket(open=opened.append, message=lambda ws, m: ws.send(m))
+    big = bytes(range(256)) * 1200  # 300 KiB: more than the 256 KiB read buffer
+    frames = oracle.build_frame(0x2, b"one", key=b"abcd") + \
+        oracle.build_frame(0x2, big, key=b"wxyz")
+    with app.run_in_thread(use_uvloop=loop_kind == "uvloop") as server:
+        with ws_connect(server, max_size=None) as ws:
+            ws.send("warm")
+            assert ws.recv(timeout=5) == "warm"
+            server.hub.loop.call_soon_threadsafe(opened[0].data_received, frames)
+            assert ws.recv(timeout=5) == b"one"
+            assert ws.recv(timeout=5) == big
+
+
 def test_guide_basic_echo_with_welcome_and_close_handler():
     closed = []
     app = create_server(ServerProtocol.WEBSOCKET)

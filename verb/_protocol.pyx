@@ -852,6 +852,12 @@ cdef class ServerWebSocket(FrameHandler):
             if hub._reading == 0:
                 hub._flush()
 
+    def data_received(self, data):
+        # Not called (both loops take the buffered path), but it must exist: uvloop's
+        # set_protocol keeps the previous protocol's bound data_received when the new protocol
+        # has none, which would keep the HTTP Connection alive as long as the WebSocket.
+        _feed_by_copy(self.hub, self, data)
+
     def eof_received(self):
         return False  # close the transport
 
@@ -886,6 +892,18 @@ cdef class ServerWebSocket(FrameHandler):
         # guide's `ws.on("pong", () => ...)`); a callable that can take neither fails here.
         self._listeners.setdefault(event, []).append(Handler(fn, "pong listener", 1))
         return self
+
+
+cdef void _feed_by_copy(Hub hub, object protocol, object data):
+    """Plain Protocol path: copy `data` into the shared read buffer, a buffer's worth at a time,
+    and hand each part to `protocol.buffer_updated`."""
+    cdef Py_ssize_t start = 0, n, total = len(data)
+    view = memoryview(data).cast("B")
+    while start < total:
+        n = min(total - start, READ_BUFFER_SIZE)
+        hub._read_view[:n] = view[start:start + n]
+        protocol.buffer_updated(n)
+        start += n
 
 
 cdef class _Cork:
@@ -979,9 +997,7 @@ cdef class ConnectionBase:
                 hub._flush()
 
     def data_received(self, data):  # plain Protocol path (not used by asyncio or uvloop here)
-        view = self.get_buffer(len(data))
-        view[:len(data)] = data
-        self.buffer_updated(len(data))
+        _feed_by_copy(self.hub, self, data)
 
     def eof_received(self):
         return False  # close the transport
