@@ -37,7 +37,9 @@ OPEN = 1
 CLOSING = 2
 CLOSED = 3
 
-from verb._connection cimport ST_CLOSED, ST_CLOSING, ST_CONNECTING, ST_OPEN, transport_buffered
+from verb._connection cimport (
+    ST_CLOSED, ST_CLOSING, ST_CONNECTING, ST_OPEN, transport_buffered, write_frames,
+)
 
 # Size of the read buffer shared by the client connections of a thread.
 DEF READ_BUFFER_SIZE = 256 * 1024
@@ -475,6 +477,7 @@ cdef class ClientWebSocketBase(FrameHandler):
         cdef list out = self._out
         if out is None:
             return
+        cdef Py_ssize_t total = self._out_bytes
         self._out = None
         self._out_bytes = 0
         if self.transport is None:
@@ -482,7 +485,7 @@ cdef class ClientWebSocketBase(FrameHandler):
         if len(out) == 1:
             self.transport.write(out[0])
         else:
-            self.transport.writelines(out)
+            write_frames(self.transport, out, total)
 
     cdef int _check_open(self) except -1:
         if self._state != ST_OPEN:

@@ -15,3 +15,19 @@ cdef inline Py_ssize_t transport_buffered(object transport) except -1:
         return transport.get_write_buffer_size()
     except AttributeError:
         return 0
+
+
+# Frames queued for one connection totalling at most this many bytes are joined into one bytes
+# object before the write: a copy of a few KiB costs less than the transport's per-buffer work
+# in writelines (uvloop keeps, then gathers, each buffer); larger batches go out as a list.
+cdef enum:
+    JOIN_LIMIT = 16 * 1024
+
+
+cdef inline int write_frames(object transport, list frames, Py_ssize_t total) except -1:
+    """Write `frames` (two or more) with one transport call."""
+    if total <= JOIN_LIMIT:
+        transport.write(b"".join(frames))
+    else:
+        transport.writelines(frames)
+    return 0

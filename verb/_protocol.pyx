@@ -45,7 +45,9 @@ OPEN = 1
 CLOSING = 2
 CLOSED = 3
 
-from verb._connection cimport ST_CLOSED, ST_CLOSING, ST_CONNECTING, ST_OPEN, transport_buffered
+from verb._connection cimport (
+    ST_CLOSED, ST_CLOSING, ST_CONNECTING, ST_OPEN, transport_buffered, write_frames,
+)
 
 cdef enum:
     MODE_HTTP = 0
@@ -539,6 +541,7 @@ cdef class ServerWebSocket(FrameHandler):
     cdef void _flush(self):
         cdef list out = self._out
         cdef bytes one = self._out_one
+        cdef Py_ssize_t total = self._out_bytes
         self._dirty = False
         if out is None and one is None:
             return
@@ -550,7 +553,7 @@ cdef class ServerWebSocket(FrameHandler):
         if out is None:
             self.transport.write(one)
         else:
-            self.transport.writelines(out)
+            write_frames(self.transport, out, total)
         # Sends were refused or deferred, yet the kernel took everything: drain at once
         # (resume_writing only follows a pause_writing).
         if self._want_drain and not self._backpressured:
