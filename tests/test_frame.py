@@ -295,6 +295,29 @@ def test_many_fragments_reassemble():
     assert _frame.parse(data) == [BinaryMessage(payload)]
 
 
+@pytest.mark.parametrize("size", [300, 200_000, 1024 * 1024, 1024 * 1024 + 1, 3_000_000])
+@pytest.mark.parametrize("opcode", [1, 2])
+def test_single_frame_message_split_across_reads(size, opcode):
+    # Below 1 MiB a single-frame message is gathered at its declared size (binary: in the bytes
+    # object handed over); above, the buffer grows as the payload arrives. Both deliver it whole.
+    payload = bytes(random.Random(size).choices(b"abcdefgh", k=size))
+    message = payload.decode() if opcode == 1 else payload
+    data = build_frame(opcode, payload, key=KEY) + build_frame(2, b"next", key=KEY)
+    cuts = [3, 9, 17, size // 3, size // 2 + 7, len(data) - 5]
+    expected = [TextMessage(message) if opcode == 1 else BinaryMessage(message),
+                BinaryMessage(b"next")]
+    assert parse_chunked(data, cuts) == expected
+    assert _frame.parse(data) == expected
+
+
+def test_declared_length_under_limit_is_not_buffered_before_it_arrives():
+    # A peer declaring 16 MiB and sending 10 bytes: what is held is what arrived.
+    collector = _frame.EventCollector()
+    parser = _frame.FrameParser(collector)
+    parser.feed(build_frame(2, b"", key=KEY, length=16 * 1024 * 1024)[:14] + b"x" * 10)
+    assert parser.buffered == 10 and collector.events == []
+
+
 def test_feed_does_not_modify_the_callers_buffer():
     frame = bytearray(build_frame(1, b"hello", key=KEY))
     before = bytes(frame)

@@ -7,6 +7,7 @@ own event loop) and stops it.
 import asyncio
 import http.client
 import json
+import os
 import socket
 import ssl
 import threading
@@ -123,6 +124,31 @@ def test_plain_protocol_data_received_path(loop_kind):
             server.hub.loop.call_soon_threadsafe(opened[0].data_received, frames)
             assert ws.recv(timeout=5) == b"one"
             assert ws.recv(timeout=5) == big
+
+
+def test_large_binary_sends_are_not_affected_by_later_changes_to_the_data():
+    # bytes from 64 KiB on are written after their own header without a copy (immutable);
+    # other bytes-likes are copied when sent, so changing them afterwards changes nothing.
+    statuses = []
+
+    def on_message(ws, message):
+        data = bytearray(b"a" * 100_000)
+        statuses.append(ws.send(data))
+        data[:] = b"b" * 100_000
+        statuses.append(ws.send(bytes(message)))
+        statuses.append(ws.send_binary(memoryview(b"c" * 70_000)))
+
+    app = create_server(ServerProtocol.WEBSOCKET)
+    app.websocket(message=on_message)
+    with app.run_in_thread() as server:
+        with ws_connect(server, max_size=None) as ws:
+            big = os.urandom(300_000)
+            ws.send(big)
+            assert ws.recv(timeout=5) == b"a" * 100_000
+            assert ws.recv(timeout=5) == big
+            assert ws.recv(timeout=5) == b"c" * 70_000
+    # Frame sizes: payload plus a 10-byte header (64-bit length form above 65,535 bytes).
+    assert statuses == [100_010, 300_010, 70_010]
 
 
 def test_guide_basic_echo_with_welcome_and_close_handler():

@@ -66,6 +66,10 @@ cdef class FrameParser:
     # Data message being assembled; _msg_opcode is 0 when none is in progress.
     cdef int _msg_opcode
     cdef bint _msg_compressed
+    # A single-frame message's payload is gathered at its final size, in one allocation; for
+    # an uncompressed binary message up to DIRECT_MAX that is the bytes object handed to the
+    # handler (then _msg points into it), so it is never copied again.
+    cdef bytes _direct
     cdef unsigned char *_msg
     cdef Py_ssize_t _msg_len
     cdef Py_ssize_t _msg_cap

@@ -47,6 +47,11 @@ PONG = OP_PONG
 
 DEFAULT_MAX_PAYLOAD_LENGTH = 16 * 1024 * 1024
 
+# Single-frame binary messages up to this size are gathered in the bytes object given to the
+# handler, allocated at the declared length (checked against max_payload_length first); larger
+# ones grow as they arrive, so a peer that declares much and sends little costs little.
+DEF DIRECT_MAX = 1024 * 1024
+
 # Arbitrary payload limits compare against this when "unlimited" is asked for.
 cdef Py_ssize_t _UNLIMITED = <Py_ssize_t>((<size_t>-1) >> 1)
 
@@ -158,7 +163,8 @@ cdef class FrameParser:
         self.close_reason = None
 
     def __dealloc__(self):
-        free(self._msg)
+        if self._direct is None:
+            free(self._msg)
         free(self._ctl)
 
     @property
@@ -203,7 +209,10 @@ cdef class FrameParser:
         return 0
 
     cdef void _reset_message(self) noexcept:
-        free(self._msg)
+        if self._direct is not None:
+            self._direct = None  # _msg pointed into it
+        else:
+            free(self._msg)
         self._msg = NULL
         self._msg_len = 0
         self._msg_cap = 0
@@ -349,8 +358,21 @@ cdef class FrameParser:
 
     cdef int _append_message(self, const unsigned char *data, Py_ssize_t n) except -1:
         cdef Py_ssize_t need = self._msg_len + n
-        cdef Py_ssize_t cap
+        cdef Py_ssize_t cap, final
         cdef unsigned char *grown
+        if self._msg == NULL and self._fin and self._opcode != OP_CONT:
+            # The first piece of a single-frame message: its size is known (the declared
+            # length passed the limit check in _start_frame).
+            final = need + <Py_ssize_t>self._remaining
+            if self._opcode == OP_BINARY and not self._msg_compressed and final <= DIRECT_MAX:
+                self._direct = PyBytes_FromStringAndSize(NULL, final)
+                self._msg = <unsigned char *>PyBytes_AS_STRING(self._direct)
+                self._msg_cap = final
+            elif final <= DIRECT_MAX:
+                self._msg = <unsigned char *>malloc(<size_t>final)
+                if self._msg == NULL:
+                    raise MemoryError()
+                self._msg_cap = final
         if need > self._msg_cap:
             cap = self._msg_cap * 2 if self._msg_cap else 256
             if cap < need:
@@ -393,7 +415,9 @@ cdef class FrameParser:
             data = inflater.out
             n = inflater.out_len
         try:
-            if opcode != OP_TEXT:
+            if self._direct is not None and data == self._msg:
+                payload = self._direct  # gathered in place, exactly n bytes
+            elif opcode != OP_TEXT:
                 payload = PyBytes_FromStringAndSize(<const char *>data, n)
             elif validated:
                 # Validated piece by piece as it arrived; only the end state is left to check.

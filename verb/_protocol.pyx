@@ -19,14 +19,15 @@ import collections
 import logging
 
 from cpython.buffer cimport PyBuffer_Release
-from cpython.bytes cimport PyBytes_AS_STRING
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcpy
 
 from verb._deflate cimport Deflater, Inflater
 from verb._frame cimport (
     CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_NO_STATUS, CLOSE_NORMAL, CLOSE_ABNORMAL,
     CLOSE_POLICY_VIOLATION, FrameHandler, FrameParser, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG,
-    OP_TEXT, build_close_frame, build_frame, is_valid_close_code, message_payload,
+    OP_TEXT, build_close_frame, build_frame, frame_header_size, is_valid_close_code,
+    message_payload, write_frame_header,
 )
 
 import httptools
@@ -59,6 +60,9 @@ cdef enum:
 DEF MAX_PENDING_EVENTS = 64
 # Size of the read buffer shared by every connection of a loop.
 DEF READ_BUFFER_SIZE = 256 * 1024
+# bytes payloads from this size on are sent after their own header instead of being copied
+# into a frame (they are immutable, so the transport may hold them until they are written).
+DEF ZERO_COPY_MIN = 64 * 1024
 
 
 cdef class _Handler:
@@ -386,6 +390,13 @@ cdef bytes _compressed_frame(Deflater deflater, bint text, const unsigned char *
                        NULL)
 
 
+cdef bytes _frame_header(int opcode, Py_ssize_t n):
+    """The header of an unmasked, unfragmented, uncompressed frame of `n` payload bytes."""
+    cdef bytes header = PyBytes_FromStringAndSize(NULL, frame_header_size(n, False))
+    write_frame_header(<unsigned char *>PyBytes_AS_STRING(header), opcode, True, False, n, NULL)
+    return header
+
+
 cdef bytes _control_frame(int opcode, object data):
     """A ping or pong frame; `data` is str (UTF-8) or any bytes-like, at most 125 bytes."""
     cdef Py_ssize_t n
@@ -502,9 +513,15 @@ cdef class ServerWebSocket(FrameHandler):
 
     cdef int _queue_frame(self, bytes frame) except -2:
         """Queue a whole frame. Returns its size, -1 if it waits behind buffered data, 0 if dropped."""
-        cdef Py_ssize_t size = len(frame)
+        return self._queue_parts(frame, None)
+
+    cdef int _queue_parts(self, bytes frame, bytes payload) except -2:
+        """Queue a frame given whole (`payload` None) or as its header and its payload."""
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(frame)
         cdef Py_ssize_t buffered
         cdef int status
+        if payload is not None:
+            size += PyBytes_GET_SIZE(payload)
         if self._state != ST_OPEN:
             return 0
         if self._backpressured or self._out_bytes >= self.hub.backpressure_limit:
@@ -520,6 +537,8 @@ cdef class ServerWebSocket(FrameHandler):
         else:
             status = <int>size if size < 0x7FFFFFFF else 0x7FFFFFFF
         self._append_out(frame)
+        if payload is not None:
+            self._append_out(payload)
         self._out_bytes += size
         self.hub.messages_out += 1
         self.hub.bytes_out += size
@@ -583,6 +602,16 @@ cdef class ServerWebSocket(FrameHandler):
             if held:
                 PyBuffer_Release(&view)
 
+    cdef int _send_message(self, object data, object compress, int force_opcode) except -2:
+        cdef Py_ssize_t n
+        if type(data) is bytes and force_opcode != OP_TEXT:
+            n = PyBytes_GET_SIZE(data)
+            if n >= ZERO_COPY_MIN and (self._deflater is None or not _wants_compression(
+                    compress, n, self.hub.compression_threshold)):
+                # Large and immutable: written after its own header, never copied.
+                return self._queue_parts(_frame_header(OP_BINARY, n), data)
+        return self._queue_frame(self._message_frame(data, compress, force_opcode))
+
     def send(self, data, compress=None):
         """Send a message: str as text, bytes-like as binary.
 
@@ -592,13 +621,13 @@ cdef class ServerWebSocket(FrameHandler):
             empties), 0 when it was dropped (already buffering `backpressure_limit` or more, or
             the connection is not open).
         """
-        return self._queue_frame(self._message_frame(data, compress, 0))
+        return self._send_message(data, compress, 0)
 
     def send_text(self, str data not None, compress=None):
         return self._queue_frame(self._message_frame(data, compress, 0))
 
     def send_binary(self, data, compress=None):
-        return self._queue_frame(self._message_frame(data, compress, OP_BINARY))
+        return self._send_message(data, compress, OP_BINARY)
 
     def send_json(self, obj, compress=None):
         """Send `obj` as JSON (orjson) in a text frame, so a browser's JSON.parse reads it."""
