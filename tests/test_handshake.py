@@ -371,3 +371,97 @@ def test_build_response_header_order():
 def test_build_response_refuses_header_injection(kwargs):
     with pytest.raises(ValueError):
         build_response(RFC_KEY, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# The connection layer's plain upgrade path (verb._protocol._plain_upgrade_key) answers ordinary
+# upgrades without building a Request; anything it accepts, check_request accepts with the same
+# key, and anything unusual it leaves to check_request (None).
+
+from verb._protocol import _plain_upgrade_key  # noqa: E402
+
+_BASE_FIELDS = [("Host", "127.0.0.1:3000"), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Key", RFC_KEY), ("Sec-WebSocket-Version", "13")]
+# Per field: spellings of its name and values around the boundary of what is valid.
+_VARIANTS = {
+    "Host": (["Host", "host", "HOST"], ["127.0.0.1:3000", "example.com", ""]),
+    "Upgrade": (["Upgrade", "upgrade"], ["websocket", "WebSocket", " websocket\t", "h2c",
+                                         "websocket, h2c", ""]),
+    "Connection": (["Connection", "connection"], ["Upgrade", "upgrade", "keep-alive, Upgrade",
+                                                  "upgrade,", " UPGRADE ", "close", ""]),
+    "Sec-WebSocket-Key": (["Sec-WebSocket-Key", "sec-websocket-key"], [
+        RFC_KEY, " " + RFC_KEY, "AAAAAAAAAAAAAAAAAAAAAA==", "dGhlIHNhbXBsZSBub25jZR==",
+        "dGhlIHNhbXBsZSBub25jZQ", "dGhlIHNhbXBsZSBub25jZ!==", "dGhlIHNhbXBsZSBub25jZQ===", ""]),
+    "Sec-WebSocket-Version": (["Sec-WebSocket-Version", "sec-websocket-version"],
+                              ["13", " 13 ", "8", "13, 8", ""]),
+    "Sec-WebSocket-Protocol": (["Sec-WebSocket-Protocol"], ["chat", ""]),
+    "Sec-WebSocket-Extensions": (["Sec-WebSocket-Extensions"], ["permessage-deflate", ""]),
+    "Origin": (["Origin"], ["http://example.com"]),
+}
+# How often each field appears: the required ones mostly once (mostly with a valid value, the
+# first listed), so that both sides of the boundary are explored.
+_COUNTS = {name: st.sampled_from([1] * 12 + [0, 2]) for name, _ in _BASE_FIELDS}
+_COUNTS.update({name: st.sampled_from([0, 0, 1, 2]) for name in
+                ("Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions", "Origin")})
+
+
+@st.composite
+def _upgrade_fields(draw):
+    fields = []
+    for field, count in _COUNTS.items():
+        names, values = _VARIANTS[field]
+        for _ in range(draw(count)):
+            value = draw(st.one_of(st.just(values[0]), st.just(values[0]),
+                                   st.sampled_from(values)))
+            fields.append((draw(st.sampled_from(names)), value))
+    return draw(st.permutations(fields))
+
+
+def _plain(method, version, fields, protocols=False, extensions=False):
+    raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields]
+    return _plain_upgrade_key(method.encode("ascii"), version, raw, protocols, extensions)
+
+
+@given(
+    fields=_upgrade_fields(),
+    method=st.sampled_from(["GET"] * 9 + ["POST"]),
+    version=st.sampled_from(["1.1"] * 9 + ["1.0"]),
+    protocols=st.booleans(),
+    extensions=st.booleans(),
+)
+def test_plain_upgrade_path_accepts_only_what_check_request_accepts(
+        fields, method, version, protocols, extensions):
+    key = _plain(method, version, fields, protocols, extensions)
+    if key is None:
+        return
+    headers = Headers([(n.encode(), v.encode()) for n, v in fields])
+    assert is_upgrade_request(headers)
+    assert check_request(method, version, headers, Options()) == key
+    if protocols:
+        assert not headers.get_all("sec-websocket-protocol")
+    if extensions:
+        assert not headers.get_all("sec-websocket-extensions")
+
+
+@pytest.mark.parametrize("extra", [
+    [],
+    [("Connection", "keep-alive, Upgrade")],  # Firefox (replaces the plain one below)
+    [("Origin", "http://example.com"), ("Sec-WebSocket-Extensions",
+                                        "permessage-deflate; client_max_window_bits")],
+    [("sec-websocket-protocol", "chat")],
+])
+def test_plain_upgrade_path_takes_ordinary_requests(extra):
+    fields = [f for f in _BASE_FIELDS if not (extra and extra[0][0] == f[0])] + extra
+    assert _plain("GET", "1.1", fields) == RFC_KEY
+
+
+@pytest.mark.parametrize("fields, protocols, extensions", [
+    (_BASE_FIELDS + [("Sec-WebSocket-Protocol", "chat")], True, False),  # negotiation needed
+    (_BASE_FIELDS + [("Sec-WebSocket-Extensions", "permessage-deflate")], False, True),
+    (_BASE_FIELDS[1:], False, False),  # no Host: check_request answers 400
+    (_BASE_FIELDS + [("Sec-WebSocket-Key", RFC_KEY)], False, False),  # two keys: 400
+    ([f if f[0] != "Sec-WebSocket-Key" else (f[0], "dGhlIHNhbXBsZSBub25jZR==")
+      for f in _BASE_FIELDS], False, False),  # nonzero trailing bits: check_request decides
+])
+def test_plain_upgrade_path_leaves_the_rest_to_check_request(fields, protocols, extensions):
+    assert _plain("GET", "1.1", fields, protocols, extensions) is None

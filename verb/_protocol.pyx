@@ -100,6 +100,9 @@ cdef class Hub:
     cdef readonly object router
     cdef readonly object app
     cdef readonly bint websocket_enabled
+    # Upgrades may take the plain path (_plain_upgrade_key): no upgrade handler, no path or
+    # origin restriction, no proxy headers to read.
+    cdef readonly bint plain_upgrades
     cdef _Handler h_open, h_message, h_close, h_error, h_drain, h_ping, h_pong, h_upgrade
     cdef object on_pong_listeners
 
@@ -176,6 +179,8 @@ cdef class Hub:
         self.close_timeout = options.close_timeout
         self.max_connections = options.max_connections
         self.compression_threshold = options.compression_threshold
+        self.plain_upgrades = self.websocket_enabled and self.h_upgrade is None and \
+            options.path is None and options.origins is None and not options.trust_proxy
         if options.compression is not None:
             self.deflate_settings = _extensions.DeflateSettings(
                 mode=options.compression,
@@ -980,7 +985,9 @@ cdef class ConnectionBase:
     cdef Py_ssize_t _body_size
     cdef int _error_status       # a limit was broken while parsing: answer this, then close
     cdef list _ready             # complete requests waiting to be handled, in order
-    cdef object _upgrade_request
+    cdef object _upgrade_request # [Request or None (not built on the plain path), bytes read after it]
+    cdef bytes _method           # of the upgrade request
+    cdef str _http_version       # of the upgrade request
 
     def __init__(self, Hub hub):
         self.hub = hub
@@ -1133,13 +1140,13 @@ cdef class ConnectionBase:
 
     def on_message_complete(self):
         parser = self.http_parser
-        request = Request(
-            parser.get_method().decode("ascii"), self._url, Headers(self._headers),
-            b"".join(self._body) if self._body else b"", self.remote_address,
-            parser.get_http_version(), self.hub.options.trust_proxy)
         if parser.should_upgrade():
-            self._upgrade_request = [request, b""]
+            # The Request is built only if the plain upgrade path cannot take it.
+            self._method = parser.get_method()
+            self._http_version = parser.get_http_version()
+            self._upgrade_request = [None, b""]
             return
+        request = self._make_request(parser.get_method(), parser.get_http_version())
         if self._busy:
             # Pipelined behind a request still being handled: answer in order, later.
             if self._ready is None:
@@ -1147,6 +1154,11 @@ cdef class ConnectionBase:
             self._ready.append((request, parser.should_keep_alive()))
             return
         self._handle_http(request, parser.should_keep_alive())
+
+    cdef object _make_request(self, bytes method, str http_version):
+        return Request(method.decode("ascii"), self._url, Headers(self._headers),
+                       b"".join(self._body) if self._body else b"", self.remote_address,
+                       http_version, self.hub.options.trust_proxy)
 
     cdef void _handle_http(self, object request, bint keep_alive):
         cdef Hub hub = self.hub
@@ -1209,10 +1221,21 @@ cdef class ConnectionBase:
 
     cdef void _start_upgrade(self, bytes rest):
         cdef Hub hub = self.hub
-        request, _ = self._upgrade_request
         self._upgrade_request[1] = rest
-        headers = request.headers
         options = hub.options
+        if hub.plain_upgrades:
+            key = _plain_upgrade_key(self._method, self._http_version, self._headers,
+                                     bool(options.protocols), hub.deflate_settings is not None)
+            if key is not None:
+                if hub.max_connections is not None and \
+                        len(hub.websockets) >= hub.max_connections:
+                    self._reply_error(503, "too many connections")
+                    return
+                self._open_websocket(key, None, None, None, None, self.remote_address)
+                return
+        request = self._make_request(self._method, self._http_version)
+        self._upgrade_request[0] = request
+        headers = request.headers
         if not hub.websocket_enabled or not _handshake.is_upgrade_request(headers) or \
                 (options.path is not None and request.path != options.path):
             # Not a WebSocket upgrade we serve: answer as plain HTTP, then close.
@@ -1266,7 +1289,6 @@ cdef class ConnectionBase:
 
     cdef void _accept(self, object request, str key, object data):
         cdef Hub hub = self.hub
-        cdef ServerWebSocket ws
         if data is False:
             self._reply_error(403, None)
             return
@@ -1281,17 +1303,28 @@ cdef class ConnectionBase:
                 negotiated = _extensions.negotiate(offers, hub.deflate_settings)
                 if negotiated is not None:
                     extension, params = negotiated
+        self._open_websocket(key, subprotocol, extension, params, data,
+                             request.ip if options.trust_proxy else self.remote_address)
+
+    cdef void _open_websocket(self, str key, object subprotocol, object extension,
+                              object params, object data, object remote_address):
+        """Answer 101 and hand the transport to a new WebSocket (RFC 6455 section 4.2.2)."""
+        cdef Hub hub = self.hub
+        cdef ServerWebSocket ws
+        if self.transport is None:
+            return
         self.transport.write(_handshake.build_response(key, subprotocol, extension,
-                                                       options.headers))
+                                                       hub.options.headers))
         ws = WebSocketProtocol.__new__(WebSocketProtocol)
         ws.hub = hub
         ws.transport = self.transport
         ws.parser = FrameParser(ws, server=True, max_payload_length=hub.max_payload_length)
         if data is not None and data is not True:
             ws._data = data
-        ws._handshake = _pack_request(request, self._headers, self.remote_address)
+        ws._handshake = _pack_request(self._method, self._url, self._http_version, self._headers,
+                                      self.remote_address)
         ws.protocol = subprotocol
-        ws.remote_address = request.ip if options.trust_proxy else self.remote_address
+        ws.remote_address = remote_address
         ws._state = ST_OPEN
         ws._last_activity = hub.now
         if params is not None:
@@ -1335,12 +1368,80 @@ class WebSocketProtocol(ServerWebSocket, asyncio.BufferedProtocol):
     __slots__ = ()
 
 
-cdef bytes _pack_request(object request, list headers, object peer):
+cdef inline int _base64_value(unsigned char c) noexcept nogil:
+    """The 6 bits a base64 character codes (RFC 4648 section 4), -1 for any other byte."""
+    if 65 <= c <= 90:    # A-Z
+        return c - 65
+    if 97 <= c <= 122:   # a-z
+        return c - 71
+    if 48 <= c <= 57:    # 0-9
+        return c + 4
+    if c == 43:          # +
+        return 62
+    if c == 47:          # /
+        return 63
+    return -1
+
+
+cpdef object _plain_upgrade_key(bytes method, str http_version, list headers,
+                                bint server_has_protocols, bint server_has_extensions):
+    """The Sec-WebSocket-Key of an ordinary, valid upgrade request, found in one pass over the
+    raw header pairs; None for anything else (then `handshake.check_request` and the
+    negotiation run on a full Request, and answer errors). What this accepts,
+    `check_request` accepts with the same key (tests/test_handshake.py checks it): GET,
+    HTTP/1.1, one Host, `Upgrade: websocket`, `Connection` listing `upgrade`, one
+    `Sec-WebSocket-Version: 13`, one key of 24 base64 characters coding 16 bytes with zero
+    trailing bits, and no subprotocol or extension offer the server would have to answer.
+    """
+    cdef Py_ssize_t hosts = 0, i
+    cdef bint upgrade = False, connection = False, version = False
+    cdef bytes name, value, key = None
+    cdef const unsigned char *k
+    if method != b"GET" or http_version != "1.1":
+        return None
+    for name, value in headers:
+        name = name.lower()
+        if name == b"host":
+            hosts += 1
+        elif name == b"upgrade":
+            if upgrade or value.strip(b" \t").lower() != b"websocket":
+                return None
+            upgrade = True
+        elif name == b"connection":
+            for token in value.split(b","):
+                if token.strip(b" \t").lower() == b"upgrade":
+                    connection = True
+        elif name == b"sec-websocket-version":
+            if version or value.strip(b" \t") != b"13":
+                return None
+            version = True
+        elif name == b"sec-websocket-key":
+            if key is not None:
+                return None
+            key = value.strip(b" \t")
+        elif name == b"sec-websocket-protocol":
+            if server_has_protocols:
+                return None
+        elif name == b"sec-websocket-extensions":
+            if server_has_extensions:
+                return None
+    if hosts != 1 or not (upgrade and connection and version) or key is None or len(key) != 24:
+        return None
+    # 16 bytes in base64: 21 characters, one whose last 4 bits are zero, then "==".
+    k = <const unsigned char *>PyBytes_AS_STRING(key)
+    for i in range(21):
+        if _base64_value(k[i]) < 0:
+            return None
+    if _base64_value(k[21]) < 0 or _base64_value(k[21]) % 16 != 0 or k[22] != 61 or k[23] != 61:
+        return None  # 61: "="
+    return key.decode("ascii")
+
+
+cdef bytes _pack_request(bytes method, bytes url, str http_version, list headers, object peer):
     """The upgrade request as one bytes object: "METHOD URL VERSION PEER" then header lines
     (`headers`: httptools' raw (name, value) bytes pairs). Header values cannot hold CR or LF
     (httptools refuses them), names cannot hold ":"."""
-    parts = ["{} {} {} {}\r\n".format(request.method, request.url, request.http_version,
-                                      peer or "").encode("latin-1")]
+    parts = [method, b" ", url, b" ", "{} {}\r\n".format(http_version, peer or "").encode("latin-1")]
     for name, value in headers:
         parts.append(name)
         parts.append(b": ")

@@ -2,7 +2,8 @@
 
 The request goes through what the connection layer does with it (verb/_protocol.pyx: httptools'
 HttpRequestParser, then `Request`/`Headers`), then through every check of the opening handshake
-and permessage-deflate negotiation, and the client's check of a response. Inputs are either
+and permessage-deflate negotiation, and the client's check of a response; the connection
+layer's plain upgrade path must agree with check_request on every request it accepts. Inputs are either
 raw bytes or a valid upgrade request with fuzzed header values (to get past httptools).
 
 Allowed exceptions: httptools.HttpParserError (and subclasses) and HttpParserUpgrade (not one),
@@ -19,6 +20,7 @@ from _common import fuzz, instrumented_imports, pick
 with instrumented_imports():
     import httptools
     from verb import extensions, handshake
+    from verb._protocol import _plain_upgrade_key
     from verb.http import Headers, HTTPError, Request, error_response
 
 ALLOWED = (httptools.HttpParserError, httptools.HttpParserUpgrade, HTTPError,
@@ -104,6 +106,11 @@ def exercise(method, http_version, url, raw_headers, body, fdp):
     except handshake.HandshakeError as exc:
         assert exc.status in (400, 403, 426), exc.status
         error_response(exc.status, exc.message, exc.headers)
+    # The connection layer's plain path: what it accepts, check_request accepts, same key.
+    plain = _plain_upgrade_key(method.encode("ascii"), http_version, raw_headers,
+                               fdp.ConsumeBool(), fdp.ConsumeBool())
+    if plain is not None and options.origins is None:
+        assert plain == key, (plain, key, raw_headers)
     subprotocol = handshake.select_subprotocol(headers, pick(fdp, SUBPROTOCOLS))
     agreed = extensions.negotiate(headers.get_all("sec-websocket-extensions"),
                                   pick(fdp, SETTINGS))
