@@ -5,6 +5,7 @@ own event loop) and stops it.
 """
 
 import asyncio
+import contextlib
 import http.client
 import json
 import os
@@ -543,6 +544,50 @@ def test_publish_subscribe():
             assert app.subscriber_count("room") == 1
             c.send("say room nobody sees c")
             assert a.recv(timeout=5) == "nobody sees c"
+
+
+def test_publishes_interleaved_with_sends_keep_each_subscribers_order():
+    # Within one read, subscribers with nothing else queued share one run of published frames;
+    # a send, a missed publish (other topic, excluded publisher) or a close frame in between
+    # must keep every connection's own order.
+    app = create_server(ServerProtocol.WEBSOCKET)
+    names = {}
+
+    def message(ws, message):
+        if message.startswith("name "):
+            names[message[5:]] = ws
+            for topic in {"a": ["t", "u"], "b": ["t"], "c": ["t"], "d": ["t"]}[message[5:]]:
+                ws.subscribe(topic)
+            ws.send("ok")
+            return
+        app.publish("t", "p1")
+        app.publish("t", b"p2")
+        names["a"].send("direct to a")
+        app.publish("t", "p3")
+        app.publish("u", "u1")
+        app.publish("t", "p4")
+        ws.publish("t", "p5")  # from c: everyone else
+        names["d"].close(4000, "bye")
+        app.publish("t", "p6")  # d is closing: not for d
+
+    app.websocket(message=message)
+    with app.run_in_thread() as server, contextlib.ExitStack() as stack:
+        clients = {name: stack.enter_context(ws_connect(server)) for name in "abcd"}
+        for name, ws in clients.items():
+            ws.send(f"name {name}")
+            assert ws.recv(timeout=5) == "ok"
+        clients["c"].send("go")
+        expected = {
+            "a": ["p1", b"p2", "direct to a", "p3", "u1", "p4", "p5", "p6"],
+            "b": ["p1", b"p2", "p3", "p4", "p5", "p6"],
+            "c": ["p1", b"p2", "p3", "p4", "p6"],
+            "d": ["p1", b"p2", "p3", "p4", "p5"],
+        }
+        for name, messages in expected.items():
+            assert [clients[name].recv(timeout=5) for _ in messages] == messages, name
+        with pytest.raises(ConnectionClosed) as closed:
+            clients["d"].recv(timeout=5)
+        assert closed.value.rcvd.code == 4000
 
 
 # ---------------------------------------------------------------------------------------------

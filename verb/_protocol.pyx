@@ -118,6 +118,12 @@ cdef class Hub:
     cdef object _read_view
     cdef list _dirty
     cdef list _dirty_spare        # the other of two lists _flush swaps (no list per flush)
+    # Frames published since the last flush. A subscriber that has nothing else queued holds
+    # a run of them ([_run_start, _run_end) in ServerWebSocket) instead of its own list, and
+    # subscribers holding the same run write one shared bytes object (_run_bytes).
+    cdef list _published
+    cdef Py_ssize_t _run_bytes_start, _run_bytes_end
+    cdef bytes _run_bytes
     cdef bint _flush_scheduled
     cdef int _reading  # > 0 while a read is being handled: its flush happens at its end
     cdef object _sweep_handle
@@ -168,6 +174,7 @@ cdef class Hub:
         self._read_view = memoryview(self._read_buffer)
         self._dirty = []
         self._dirty_spare = []
+        self._published = []
         self.accepting = True
         self.max_payload_length = options.max_payload_length
         self.backpressure_limit = options.backpressure_limit
@@ -296,6 +303,25 @@ cdef class Hub:
             dirty.clear()
             if self._dirty_spare is None:
                 self._dirty_spare = dirty
+            if not self._dirty and self._published:
+                # No subscriber holds a run any more (runs belong to dirty connections).
+                self._published.clear()
+                self._run_bytes = None
+
+    cdef bytes _published_run(self, Py_ssize_t start, Py_ssize_t end):
+        """Frames [start, end) of `_published` as one bytes object, shared by every subscriber
+        holding that run."""
+        if self._run_bytes is None or self._run_bytes_start != start or \
+                self._run_bytes_end != end:
+            if end - start == 1:
+                self._run_bytes = self._published[start]
+            elif start == 0 and end == len(self._published):
+                self._run_bytes = b"".join(self._published)
+            else:
+                self._run_bytes = b"".join(self._published[start:end])
+            self._run_bytes_start = start
+            self._run_bytes_end = end
+        return self._run_bytes
 
     # -- topics ---------------------------------------------------------------------------------
 
@@ -309,7 +335,7 @@ cdef class Hub:
         """
         cdef dict subscribers = self.topics.get(topic)
         cdef ServerWebSocket ws
-        cdef Py_ssize_t delivered = 0, n
+        cdef Py_ssize_t delivered = 0, n, plain_index = -1
         cdef bint text, held
         cdef Py_buffer view
         cdef const unsigned char *payload
@@ -327,14 +353,26 @@ cdef class Hub:
                     if packed_by is not ws._deflater:
                         packed_by = ws._deflater
                         packed = _compressed_frame(packed_by, text, payload, n)
-                    frame = packed
+                    if ws._queue_frame(packed) != 0:
+                        delivered += 1
+                    continue
+                if plain is None:
+                    plain = build_frame(OP_TEXT if text else OP_BINARY, payload, n, True,
+                                        False, NULL)
+                    plain_index = len(self._published)
+                    self._published.append(plain)
+                if ws._admit(PyBytes_GET_SIZE(plain)) == 0:
+                    continue
+                delivered += 1
+                if ws._out_one is None and ws._out is None and \
+                        (ws._run_end == plain_index or ws._run_start < 0):
+                    # Extend (or start) its run of published frames: no list of its own.
+                    if ws._run_start < 0:
+                        ws._run_start = plain_index
+                        ws._mark_dirty()
+                    ws._run_end = plain_index + 1
                 else:
-                    if plain is None:
-                        plain = build_frame(OP_TEXT if text else OP_BINARY, payload, n, True,
-                                            False, NULL)
-                    frame = plain
-                if ws._queue_frame(frame) != 0:
-                    delivered += 1
+                    ws._append_out(plain)
         finally:
             if held:
                 PyBuffer_Release(&view)
@@ -443,6 +481,7 @@ cdef class ServerWebSocket(FrameHandler):
     cdef int _state
     cdef list _out                # frames queued since the last flush (two or more) ...
     cdef bytes _out_one           # ... or the one frame queued
+    cdef int _run_start, _run_end # ... or a run of hub._published (see Hub); start -1: none
     cdef Py_ssize_t _out_bytes
     cdef bint _dirty
     cdef int _cork_depth
@@ -523,10 +562,21 @@ cdef class ServerWebSocket(FrameHandler):
     cdef int _queue_parts(self, bytes frame, bytes payload) except -2:
         """Queue a frame given whole (`payload` None) or as its header and its payload."""
         cdef Py_ssize_t size = PyBytes_GET_SIZE(frame)
-        cdef Py_ssize_t buffered
         cdef int status
         if payload is not None:
             size += PyBytes_GET_SIZE(payload)
+        status = self._admit(size)
+        if status != 0:
+            self._append_out(frame)
+            if payload is not None:
+                self._append_out(payload)
+        return status
+
+    cdef int _admit(self, Py_ssize_t size) except -2:
+        """Decide the fate of a frame of `size` bytes about to be queued (Bun's send status:
+        its size, -1 if it waits behind buffered data, 0 if dropped) and count it."""
+        cdef Py_ssize_t buffered
+        cdef int status
         if self._state != ST_OPEN:
             return 0
         if self._backpressured or self._out_bytes >= self.hub.backpressure_limit:
@@ -541,9 +591,6 @@ cdef class ServerWebSocket(FrameHandler):
             self._want_drain = True
         else:
             status = <int>size if size < 0x7FFFFFFF else 0x7FFFFFFF
-        self._append_out(frame)
-        if payload is not None:
-            self._append_out(payload)
         self._out_bytes += size
         self.hub.messages_out += 1
         self.hub.bytes_out += size
@@ -551,6 +598,8 @@ cdef class ServerWebSocket(FrameHandler):
 
     cdef inline void _append_out(self, bytes frame):
         """Queue `frame` for the next flush. The common single frame per flush needs no list."""
+        if self._run_start >= 0:
+            self._unshare_run()
         if self._out_one is None and self._out is None:
             self._out_one = frame
         elif self._out is None:
@@ -558,15 +607,31 @@ cdef class ServerWebSocket(FrameHandler):
             self._out_one = None
         else:
             self._out.append(frame)
+        self._mark_dirty()
+
+    cdef inline void _mark_dirty(self):
         if not self._dirty:
             self._dirty = True
             self.hub._mark_dirty(self)
+
+    cdef void _unshare_run(self):
+        """Something else is queued after a run of published frames: the run becomes frames
+        of this connection's own (order kept)."""
+        cdef Py_ssize_t start = self._run_start, end = self._run_end
+        self._run_start = self._run_end = -1
+        if end - start == 1:
+            self._out_one = self.hub._published[start]
+        else:
+            self._out = self.hub._published[start:end]
 
     cdef void _flush(self):
         cdef list out = self._out
         cdef bytes one = self._out_one
         cdef Py_ssize_t total = self._out_bytes
         self._dirty = False
+        if self._run_start >= 0:
+            one = self.hub._published_run(self._run_start, self._run_end)
+            self._run_start = self._run_end = -1
         if out is None and one is None:
             return
         self._out = None
@@ -906,6 +971,7 @@ cdef class ServerWebSocket(FrameHandler):
         self._dirty = False
         self._out = None
         self._out_one = None
+        self._run_start = self._run_end = -1
 
     def pause_writing(self):
         self._backpressured = True
@@ -1317,6 +1383,7 @@ cdef class ConnectionBase:
                                                        hub.options.headers))
         ws = WebSocketProtocol.__new__(WebSocketProtocol)
         ws.hub = hub
+        ws._run_start = ws._run_end = -1
         ws.transport = self.transport
         ws.parser = FrameParser(ws, server=True, max_payload_length=hub.max_payload_length)
         if data is not None and data is not True:
