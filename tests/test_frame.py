@@ -310,12 +310,17 @@ def test_single_frame_message_split_across_reads(size, opcode):
     assert _frame.parse(data) == expected
 
 
-def test_declared_length_under_limit_is_not_buffered_before_it_arrives():
-    # A peer declaring 16 MiB and sending 10 bytes: what is held is what arrived.
+@pytest.mark.parametrize("declared", [1000, 200_000, 1024 * 1024, 16 * 1024 * 1024])
+def test_declared_length_under_limit_is_not_allocated_before_it_arrives(declared):
+    # A peer declaring much and sending 10 bytes: what is held is what arrived, and the buffer
+    # allocated for it is at most 4 times that (or the 256-byte minimum).
     collector = _frame.EventCollector()
     parser = _frame.FrameParser(collector)
-    parser.feed(build_frame(2, b"", key=KEY, length=16 * 1024 * 1024)[:14] + b"x" * 10)
+    parser.feed(build_frame(2, b"", key=KEY, length=declared)[:14] + b"x" * 10)
     assert parser.buffered == 10 and collector.events == []
+    assert parser.allocated <= 256
+    parser.feed(b"y" * (declared // 4))  # a quarter more arrives: still bounded by what came
+    assert parser.allocated <= 4 * parser.buffered
 
 
 def test_feed_does_not_modify_the_callers_buffer():

@@ -47,9 +47,11 @@ PONG = OP_PONG
 
 DEFAULT_MAX_PAYLOAD_LENGTH = 16 * 1024 * 1024
 
-# Single-frame binary messages up to this size are gathered in the bytes object given to the
-# handler, allocated at the declared length (checked against max_payload_length first); larger
-# ones grow as they arrive, so a peer that declares much and sends little costs little.
+# A single-frame message is gathered in one allocation of its declared length (checked against
+# max_payload_length first; for uncompressed binary, the bytes object given to the handler)
+# when it is at most DIRECT_MAX and its first piece brings at least a quarter of it. Otherwise
+# the buffer grows as the payload arrives: a peer that declares much and sends little makes us
+# hold at most about four times what it sent.
 DEF DIRECT_MAX = 1024 * 1024
 
 # Arbitrary payload limits compare against this when "unlimited" is asked for.
@@ -181,6 +183,11 @@ cdef class FrameParser:
     def buffered(self):
         """Bytes of an unfinished message held by the parser."""
         return self._msg_len
+
+    @property
+    def allocated(self):
+        """Bytes reserved for the unfinished message (`buffered` of them in use)."""
+        return self._msg_cap
 
     def feed(self, data):
         """Parse the next piece of the stream (any bytes-like); events go to the handler.
@@ -364,11 +371,13 @@ cdef class FrameParser:
             # The first piece of a single-frame message: its size is known (the declared
             # length passed the limit check in _start_frame).
             final = need + <Py_ssize_t>self._remaining
-            if self._opcode == OP_BINARY and not self._msg_compressed and final <= DIRECT_MAX:
+            if final > DIRECT_MAX or need < final // 4:
+                pass  # grow as it arrives (see DIRECT_MAX)
+            elif self._opcode == OP_BINARY and not self._msg_compressed:
                 self._direct = PyBytes_FromStringAndSize(NULL, final)
                 self._msg = <unsigned char *>PyBytes_AS_STRING(self._direct)
                 self._msg_cap = final
-            elif final <= DIRECT_MAX:
+            else:
                 self._msg = <unsigned char *>malloc(<size_t>final)
                 if self._msg == NULL:
                     raise MemoryError()
