@@ -52,6 +52,7 @@ def join(page, url, username):
     page.click("#join")
 
 
+@pytest.mark.slow  # ~6 s: run by README's test command, not once more per wheel
 def test_two_browser_pages_chat_through_the_server(chat_app, tmp_path):
     try:
         from playwright.sync_api import expect, sync_playwright

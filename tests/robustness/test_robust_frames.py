@@ -129,6 +129,7 @@ def _garbage(rng):
     return bytes(data)
 
 
+@pytest.mark.slow  # ~7 s each: run by README's test command, not once more per wheel
 @pytest.mark.parametrize("compression", [None, "shared"])
 def test_random_garbage_after_handshake_never_crashes_the_server(compression):
     rng = random.Random(6455)
