@@ -1051,7 +1051,8 @@ cdef class ConnectionBase:
     cdef Py_ssize_t _body_size
     cdef int _error_status       # a limit was broken while parsing: answer this, then close
     cdef list _ready             # complete requests waiting to be handled, in order
-    cdef object _upgrade_request # [Request or None (not built on the plain path), bytes read after it]
+    # The upgrade request: [Request, or None on the plain path; bytes read after it].
+    cdef object _upgrade_request
     cdef bytes _method           # of the upgrade request
     cdef str _http_version       # of the upgrade request
 
@@ -1499,8 +1500,9 @@ cpdef object _plain_upgrade_key(bytes method, str http_version, list headers,
     for i in range(21):
         if _base64_value(k[i]) < 0:
             return None
-    if _base64_value(k[21]) < 0 or _base64_value(k[21]) % 16 != 0 or k[22] != 61 or k[23] != 61:
-        return None  # 61: "="
+    i = _base64_value(k[21])
+    if i < 0 or i % 16 != 0 or k[22] != 61 or k[23] != 61:  # 61: "="
+        return None
     return key.decode("ascii")
 
 
