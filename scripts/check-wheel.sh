@@ -297,8 +297,9 @@ PY
     banner "Python $ver: $step (from $w/run)"
     local prc=0
     set +e
-    # The `slow` tests (Autobahn, thousands of connections) exercise the protocol, not the
-    # Python build: README's test command runs them; here they would multiply CI time by five.
+    # The `slow` tests (Autobahn, thousands of connections, the fuzz smoke runs) exercise the
+    # protocol, not the Python build: README's test command runs them; here they would multiply
+    # CI time by five.
     # CHECK_WHEEL_PYTEST_ARGS="" runs everything against every wheel.
     local -a selection=(-m "not slow")
     if [ -n "${CHECK_WHEEL_PYTEST_ARGS+set}" ]; then

@@ -47,6 +47,7 @@ def atheris_available():
             "installs it on CPython/manylinux x86_64, where wheels exist)", pytrace=False)
 
 
+@pytest.mark.slow  # ~4-6 s each: README's test command runs them, check-wheel's per-wheel runs not
 @pytest.mark.parametrize("harness", HARNESSES)
 def test_harness_runs_clean(harness, atheris_available, tmp_path, full_tier):
     runs, timeout = (FULL_RUNS, FULL_TIMEOUT) if full_tier else (RUNS, TIMEOUT)
