@@ -339,9 +339,13 @@ def test_path_option_restricts_upgrades():
         assert other.value.response.status_code == 404
 
 
-def test_max_connections_refuses_with_503():
-    app = echo_app(max_connections=2)
+# Both upgrade paths: the compiled plain one, and the full one (a `path` option forces it).
+@pytest.mark.parametrize("path_option, plain", [({}, True), ({"path": "/"}, False)],
+                         ids=["plain-upgrade", "full-upgrade"])
+def test_max_connections_refuses_with_503(path_option, plain):
+    app = echo_app(max_connections=2, **path_option)
     with app.run_in_thread() as server:
+        assert server.hub.plain_upgrades == plain
         with ws_connect(server), ws_connect(server):
             with pytest.raises(InvalidStatus) as refused:
                 ws_connect(server)

@@ -1294,11 +1294,8 @@ cdef class ConnectionBase:
             key = _plain_upgrade_key(self._method, self._http_version, self._headers,
                                      bool(options.protocols), hub.deflate_settings is not None)
             if key is not None:
-                if hub.max_connections is not None and \
-                        len(hub.websockets) >= hub.max_connections:
-                    self._reply_error(503, "too many connections")
-                    return
-                self._open_websocket(key, None, None, None, None, self.remote_address)
+                if not self._refused_at_capacity():
+                    self._open_websocket(key, None, None, None, None, self.remote_address)
                 return
         request = self._make_request(self._method, self._http_version)
         self._upgrade_request[0] = request
@@ -1309,8 +1306,7 @@ cdef class ConnectionBase:
             self._handle_http(request, False)
             self.mode = MODE_CLOSED
             return
-        if hub.max_connections is not None and len(hub.websockets) >= hub.max_connections:
-            self._reply_error(503, "too many connections")
+        if self._refused_at_capacity():
             return
         try:
             key = _handshake.check_request(request.method, request.http_version, headers,
@@ -1334,6 +1330,14 @@ cdef class ConnectionBase:
                 hub.loop.create_task(self._finish_async_upgrade(request, key, data))
                 return
         self._accept(request, key, data)
+
+    cdef bint _refused_at_capacity(self):
+        """True, having answered 503, when max_connections WebSockets are already open."""
+        cdef Hub hub = self.hub
+        if hub.max_connections is not None and len(hub.websockets) >= hub.max_connections:
+            self._reply_error(503, "too many connections")
+            return True
+        return False
 
     async def _finish_async_upgrade(self, request, key, pending):
         try:
