@@ -339,7 +339,7 @@ cdef class Hub:
         cdef bint text, held
         cdef Py_buffer view
         cdef const unsigned char *payload
-        cdef bytes plain = None, packed = None, frame
+        cdef bytes plain = None, packed = None
         cdef Deflater packed_by = None
         if not subscribers:
             return 0
