@@ -42,11 +42,14 @@ COMPILER_DIRECTIVES = {
     "linetrace": LINETRACE,
 }
 
-# The compiled modules: the sans-I/O core, then the connection layer.
-EXTENSIONS = ["verb._mask", "verb._utf8", "verb._frame", "verb._deflate", "verb._protocol",
-              "verb._client"]
+# The compiled modules: the sans-I/O core, then the connection layer, then the client.
+# verb.server._server includes its parts (hub.pxi, websocket.pxi, connection.pxi).
+EXTENSIONS = ["verb.core._mask", "verb.core._utf8", "verb.core._frame", "verb.core._deflate",
+              "verb.server._server", "verb.client._client"]
 # System libraries a module links against (module name -> library names).
-LIBRARIES = {"verb._deflate": ["z"]}
+LIBRARIES = {"verb.core._deflate": ["z"]}
+# Where the C kernels (*_kernel.h) that the core's .pxd files declare are found.
+INCLUDE_DIRS = ["verb/core"]
 
 # Per compiler family. Never -march=native: a wheel must run on every CPU of its platform.
 OPT_FLAGS = {
@@ -93,7 +96,7 @@ def extensions():
         Extension(
             name,
             [name.replace(".", "/") + ".pyx"],
-            include_dirs=["verb"],
+            include_dirs=INCLUDE_DIRS,
             define_macros=macros,
             libraries=LIBRARIES.get(name, []),
         )

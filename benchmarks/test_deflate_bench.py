@@ -29,7 +29,7 @@ import zlib
 
 import pytest
 
-from verb._deflate import DEFAULT_LEVEL, DEFAULT_MEM_LEVEL, Deflater, Inflater
+from verb.core._deflate import DEFAULT_LEVEL, DEFAULT_MEM_LEVEL, Deflater, Inflater
 
 TAIL = b"\x00\x00\xff\xff"
 COUNT = 64

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from verb import _frame
+from verb.core import _frame
 
 SIZES = {"16B": 16, "125B": 125, "1KiB": 1024, "64KiB": 65536, "1MiB": 1 << 20}
 MIB = 1 << 20

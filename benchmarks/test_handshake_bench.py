@@ -10,9 +10,9 @@ them once), with the websockets library's `accept_key` as a reference point.
 import pytest
 from websockets.utils import accept_key as websockets_accept_key
 
-from verb.handshake import accept_key, build_response, check_request, select_subprotocol
-from verb.http import Headers
-from verb.options import Options
+from verb.core.handshake import accept_key, build_response, check_request, select_subprotocol
+from verb.server.http import Headers
+from verb.server.options import Options
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 OPTIONS = Options(

@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from verb._mask import apply_mask, mask_inplace
+from verb.core._mask import apply_mask, mask_inplace
 
 try:
     from websockets.speedups import apply_mask as ws_apply_mask

@@ -13,7 +13,7 @@ import random
 
 import pytest
 
-from verb._utf8 import validate_utf8
+from verb.core._utf8 import validate_utf8
 
 SIZE = 1 << 20  # 1 MiB
 

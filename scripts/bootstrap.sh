@@ -14,25 +14,25 @@ sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Pyt
 PY
 [ -e /usr/include/zlib.h ] || need+=(zlib1g-dev)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
-# Chromium for tests/test_browser.py: Debian's package, driven by Playwright (never downloaded).
+# Chromium for tests/app/test_browser.py: Debian's package, driven by Playwright (never downloaded).
 if [ $for_tests = 1 ] && [ ! -x /usr/bin/chromium ]; then
     if command -v apt-get >/dev/null 2>&1; then
         need+=(chromium)
     else
-        echo "bootstrap: tests/test_browser.py needs Chromium at /usr/bin/chromium" >&2
+        echo "bootstrap: tests/app/test_browser.py needs Chromium at /usr/bin/chromium" >&2
     fi
 fi
-# Python 2.7.18 under pyenv for the Autobahn testsuite (tests/test_autobahn.py; wstest runs on
+# Python 2.7.18 under pyenv for the Autobahn testsuite (tests/conformance/test_autobahn.py; wstest runs on
 # Python 2 only). Not installed here (that would compile Python): the test fails without it.
 if [ $for_tests = 1 ]; then
     py2root="${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}"
     if [ ! -x "$py2root/versions/2.7.18/bin/python2.7" ]; then
-        echo "bootstrap: tests/test_autobahn.py needs Python 2.7.18 under pyenv" \
+        echo "bootstrap: tests/conformance/test_autobahn.py needs Python 2.7.18 under pyenv" \
             "($py2root/versions/2.7.18, not found): install pyenv, then \`pyenv install 2.7.18\`" >&2
     fi
 fi
-# Redis (the pub/sub backplane of tests/test_pubsub.py, test_workers.py, test_proxy.py) and
-# nginx (the reverse proxy of tests/test_proxy.py). The tests start their own processes on free
+# Redis (the pub/sub backplane of tests/cluster/test_pubsub.py, cluster/test_workers.py, server/test_proxy.py) and
+# nginx (the reverse proxy of tests/server/test_proxy.py). The tests start their own processes on free
 # ports; the packages' system services are not needed (and not started here).
 if [ $for_tests = 1 ] && ! command -v redis-server >/dev/null 2>&1; then
     need+=(redis-server)

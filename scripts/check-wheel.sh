@@ -105,7 +105,7 @@ listed = next(
     for node in tree.body
     if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "EXTENSIONS" for t in node.targets)
 )
-required = ["verb._mask", "verb._utf8", "verb._frame"]
+required = ["verb.core._mask", "verb.core._utf8", "verb.core._frame"]
 print(" ".join(required + [m for m in listed if m not in required]))
 PY
 )"
@@ -122,13 +122,13 @@ plat="${CHECK_WHEEL_PLAT:-manylinux_2_17_$(uname -m)}"
 # ---------------------------------------------------------------- sdist
 step="build sdist"
 banner "$step (python -m build --sdist, from $repo)"
-# setup.py cythonizes while the sdist is built (verb/*.c) and setuptools writes *.egg-info, both
+# setup.py cythonizes while the sdist is built (verb/**/*.c) and setuptools writes *.egg-info, both
 # git-ignored; those this run creates are removed afterwards, those already there are left.
 shopt -s nullglob
-before=" $(cd "$repo" && echo verb/*.c ./*.egg-info) "
+before=" $(cd "$repo" && echo verb/*.c verb/*/*.c ./*.egg-info) "
 clean_repo() {
     local f
-    for f in $(cd "$repo" && echo verb/*.c ./*.egg-info); do
+    for f in $(cd "$repo" && echo verb/*.c verb/*/*.c ./*.egg-info); do
         [[ "$before" == *" $f "* ]] || rm -rf "${repo:?}/$f"
     done
 }
@@ -152,7 +152,7 @@ banner "$step"
         if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
             git ls-files --cached --others --exclude-standard -- verb tests
         else
-            find verb tests -type f \( -name '*.py' -o -name '*.pyx' -o -name '*.pxd' -o -name '*.pyi' \
+            find verb tests -type f \( -name '*.py' -o -name '*.pyx' -o -name '*.pxd' -o -name '*.pxi' -o -name '*.pyi' \
                 -o -name '*.h' -o -name py.typed \) 2>/dev/null || true
         fi
     } | while read -r f; do if [ -e "$f" ]; then echo "$f"; fi; done
@@ -212,8 +212,10 @@ print(" ".join(a for a in sysconfig.get_config_var("LDSHARED").split() if not a.
 import re, sys, zipfile
 wheel, required_list, exts = sys.argv[1], sys.argv[2], sys.argv[3:]
 names = zipfile.ZipFile(wheel).namelist()
+# Every module, stub, contract and kernel of every layer's package (verb/, verb/core/, ...).
 need = ["verb/__init__.py", "verb/py.typed"] + [
-    f.strip() for f in open(required_list) if re.match(r"verb/[^/]+\.(pxd|h|pyi)$", f.strip())
+    f.strip() for f in open(required_list)
+    if re.match(r"verb/(?:[^/]+/)?[^/]+\.(py|pxd|pxi|h|pyi)$", f.strip())
 ]
 problems = ["missing " + f for f in need if f not in names]
 for ext in exts:

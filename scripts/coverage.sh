@@ -30,7 +30,7 @@ fi
 # The tracked files plus uncommitted changes to them (not .so files, build/, .venv/).
 git ls-files -z --cached --others --exclude-standard | tar cf - --null -T - | tar xf - -C "$WORK"
 cd "$WORK"
-rm -f verb/*.so
+find verb -name "*.so" -delete
 
 echo "== building with line tracing in $WORK" >&2
 VERB_LINETRACE=1 "$PYTHON" setup.py -q build_ext --inplace --force >build.log 2>&1 || {
@@ -43,7 +43,7 @@ echo "== running the tests under coverage" >&2
 # add nothing to line coverage that the loopback tests do not).
 status=0
 "$PYTHON" -m coverage run -m pytest tests -q -p no:cacheprovider --benchmark-disable \
-    --ignore=tests/test_browser.py -k "not node" "$@" || status=$?
+    --ignore=tests/app/test_browser.py -k "not node" "$@" || status=$?
 
 "$PYTHON" -m coverage report --show-missing
 if [ -n "${VERB_COVERAGE_DIR:-}" ]; then

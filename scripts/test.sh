@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install verb (compiled, editable) with its test dependencies into .venv and run the tests.
-# Extra arguments go to pytest, e.g. `scripts/test.sh tests/test_frame.py -x`.
+# Extra arguments go to pytest, e.g. `scripts/test.sh tests/core/test_frame.py -x`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

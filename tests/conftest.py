@@ -30,8 +30,8 @@ def full_tier(request) -> bool:
 
 @pytest.fixture
 def redis_server(tmp_path):
-    """A redis-server of our own on a free 127.0.0.1 port (tests/cluster.py), stopped after."""
-    from cluster import RedisServer
+    """A redis-server of our own on a free 127.0.0.1 port (tests/support/cluster.py), stopped after."""
+    from support.cluster import RedisServer
 
     server = RedisServer(tmp_path / "redis")
     try:

@@ -8,23 +8,26 @@
 
 __version__ = "0.1.0"
 
-from verb.app import App, Server, ServerProtocol, create_server, createServer  # noqa: E402
-from verb.client import (  # noqa: E402
-    ClientWebSocket,
-    ConnectionClosed,
-    ConnectionClosedError,
-    ConnectionClosedOK,
-    HandshakeError,
-    connect,
-    reconnecting,
-)
-from verb.http import HTTPError, Request, Response  # noqa: E402
-from verb.timers import (  # noqa: E402
+from verb.app.app import App, Server, ServerProtocol, create_server, createServer  # noqa: E402
+from verb.app.timers import (  # noqa: E402
     clear_interval,
     clear_timeout,
     set_interval,
     set_timeout,
 )
+from verb.client.client import (  # noqa: E402
+    ClientWebSocket,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    connect,
+    reconnecting,
+)
+from verb.core._frame import CLOSED, CLOSING, CONNECTING, OPEN  # noqa: E402
+from verb.core.errors import HandshakeError, HTTPError  # noqa: E402
+from verb.server._server import ServerWebSocket  # noqa: E402
+from verb.server.http import Request, Response  # noqa: E402
+from verb.server.options import Options  # noqa: E402
 
 setInterval = set_interval
 setTimeout = set_timeout
@@ -35,15 +38,16 @@ clearTimeout = clear_timeout
 class WebSocket:
     """ready_state constants, as `WebSocket.OPEN` in the browser API and the Verb guide."""
 
-    CONNECTING = 0
-    OPEN = 1
-    CLOSING = 2
-    CLOSED = 3
+    CONNECTING = CONNECTING
+    OPEN = OPEN
+    CLOSING = CLOSING
+    CLOSED = CLOSED
 
 
 __all__ = [
     "App", "ClientWebSocket", "ConnectionClosed", "ConnectionClosedError", "ConnectionClosedOK",
-    "HandshakeError", "connect", "reconnecting", "HTTPError", "Request", "Response", "Server", "ServerProtocol", "WebSocket",
+    "HTTPError", "HandshakeError", "Options", "Request", "Response", "Server", "ServerProtocol",
+    "ServerWebSocket", "WebSocket", "connect", "reconnecting",
     "clearInterval", "clearTimeout", "clear_interval", "clear_timeout", "createServer",
     "create_server", "setInterval", "setTimeout", "set_interval", "set_timeout",
 ]

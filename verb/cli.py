@@ -8,9 +8,9 @@
 only builds an app, without calling listen, has that app served: the one named after the colon,
 or the single `App` among its globals.
 
-`--workers N` runs N processes sharing the port (Linux; see `verb.workers`) and `--broker URL`
-(e.g. redis://127.0.0.1:6379/0) carries publishes between processes (see `verb.pubsub`); they
-set VERB_WORKERS and VERB_BROKER, which override what the program passes.
+`--workers N` runs N processes sharing the port (Linux; see `verb.cluster.workers`) and
+`--broker URL` (e.g. redis://127.0.0.1:6379/0) carries publishes between processes (see
+`verb.pubsub`); they set VERB_WORKERS and VERB_BROKER, which override what the program passes.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import os
 import runpy
 import sys
 
-from verb import app as app_module
-from verb.pubsub import BrokerUnavailable
-from verb.workers import WorkersError
+from verb.app import app as app_module
+from verb.cluster.pubsub import BrokerUnavailable
+from verb.cluster.workers import WorkersError
 
 
 def main(argv=None) -> int:

@@ -54,7 +54,7 @@ OFF_CASES = [f"{n}.*" for n in range(1, 11)]
 # Case counts of autobahntestsuite 25.10.1, to notice a run that stopped early.
 EXPECTED_COUNTS = {"fast": 397, "off-fast": 301, "full": 517}
 
-# What the default tier runs (tests/test_autobahn.py runs this): (mode, spec) pairs.
+# What the default tier runs (tests/conformance/test_autobahn.py runs this): (mode, spec) pairs.
 DEFAULT_TIER = [("shared", "fast"), ("off", "off-fast"), ("dedicated", "fast")]
 
 INFORMATIONAL_CASES = {"7.1.6", "7.13.1", "7.13.2"}

@@ -6,7 +6,7 @@ first bad byte and before the rest of the frame has been sent."""
 
 import pytest
 from client import OP_CONT, OP_TEXT, Client, build_frame, exchange
-from kuhn_cases import INCOMPLETE, KUHN, VALID
+from support.kuhn_cases import INCOMPLETE, KUHN, VALID
 
 CASES = [pytest.param(data, expect, id=name) for name, data, expect in KUHN]
 # Bytes appended to an invalid case when trickling it, so the frame goes on well after the bad

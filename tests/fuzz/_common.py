@@ -2,10 +2,10 @@
 
 Each harness is a script: `python tests/fuzz/fuzz_X.py [libFuzzer/atheris flags] [corpus dirs]`.
 It calls `instrumented_imports()` before importing anything of verb's, so that the pure-Python
-modules (verb.http, verb.handshake, verb.extensions, tests/oracle.py, ...) are instrumented and
+modules (verb.core.headers, verb.core.handshake, verb.core.extensions, tests/support/oracle.py, ...) are instrumented and
 give libFuzzer coverage feedback; then `fuzz(test_one_input)`.
 
-The Cython modules (verb._frame, verb._deflate, ...) are NOT instrumented by atheris: their C code
+The Cython modules (verb.core._frame, verb.core._deflate, ...) are NOT instrumented by atheris: their C code
 only gives feedback when built with clang and -fsanitize=fuzzer-no-link (see README.md). The
 harnesses work either way; without it the structured inputs below (frames built field by field,
 DEFLATE streams from zlib) are what gets the fuzzer past the headers.
@@ -26,7 +26,8 @@ if TESTS not in sys.path:
     sys.path.insert(0, TESTS)
 
 # Choices the harnesses draw from: edge values of verb's limits.
-PAYLOAD_LIMITS = [None, 0, 1, 2, 125, 126, 127, 200, 1000, 65535, 65536, 1 << 20]
+# (A limit is >= 1 or None: verb.core.limits.check_max_payload_length.)
+PAYLOAD_LIMITS = [None, 1, 2, 125, 126, 127, 200, 1000, 65535, 65536, 1 << 20]
 
 
 def instrumented_imports():

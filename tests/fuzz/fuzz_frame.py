@@ -1,4 +1,4 @@
-"""Fuzz verb._frame.FrameParser: any byte stream, any chunking, with and without an Inflater.
+"""Fuzz verb.core._frame.FrameParser: any byte stream, any chunking, with and without an Inflater.
 
 Properties checked for every input:
 - `feed`/`feed_inplace` never raise (a peer's bytes only ever become events, RFC 6455 §7.1.7);
@@ -19,10 +19,10 @@ from _common import (
 )
 
 with instrumented_imports():
-    import oracle
-    from verb import events as ev
-    from verb._deflate import Inflater
-    from verb._frame import EventCollector, FrameParser
+    from support import oracle
+    from verb.core import events as ev
+    from verb.core._deflate import Inflater
+    from verb.core._frame import EventCollector, FrameParser
 
 
 def run(stream, server, limit, inflater_args, pieces, inplace=False):

@@ -1,4 +1,4 @@
-"""Differential fuzzing: verb._frame's compiled parser against tests/oracle.py.
+"""Differential fuzzing: verb.core._frame's compiled parser against tests/support/oracle.py.
 
 For every input (a raw byte stream, or frames built field by field) the events of the compiled
 parser, fed whole and in the input's chunks, must equal the pure-Python oracle's after
@@ -12,8 +12,8 @@ from _common import (
 )
 
 with instrumented_imports():
-    import oracle
-    from verb._frame import EventCollector, FrameParser
+    from support import oracle
+    from verb.core._frame import EventCollector, FrameParser
 
 
 def compiled(stream, server, limit, pieces):

@@ -1,13 +1,13 @@
 """Fuzz the HTTP side of an upgrade: httptools -> verb.http -> verb.handshake -> extensions.
 
-The request goes through what the connection layer does with it (verb/_protocol.pyx: httptools'
+The request goes through what the connection layer does with it (verb/server/connection.pxi: httptools'
 HttpRequestParser, then `Request`/`Headers`), then through every check of the opening handshake
 and permessage-deflate negotiation, and the client's check of a response; the connection
 layer's plain upgrade path must agree with check_request on every request it accepts. Inputs are either
 raw bytes or a valid upgrade request with fuzzed header values (to get past httptools).
 
 Allowed exceptions: httptools.HttpParserError (and subclasses) and HttpParserUpgrade (not one),
-verb.http.HTTPError (HandshakeError is one), verb.extensions.NegotiationError. Anything else is
+verb.core.errors.HTTPError (HandshakeError is one), verb.core.extensions.NegotiationError. Anything else is
 a bug: a client's bytes must never crash the server.
 
 Usage: python tests/fuzz/fuzz_handshake.py [libFuzzer flags] [corpus dirs]
@@ -19,9 +19,10 @@ from _common import fuzz, instrumented_imports, pick
 
 with instrumented_imports():
     import httptools
-    from verb import extensions, handshake
-    from verb._protocol import _plain_upgrade_key
-    from verb.http import Headers, HTTPError, Request, error_response
+    from verb.core import extensions
+    from verb.core import handshake
+    from verb.server._server import _plain_upgrade_key
+    from verb.server.http import Headers, HTTPError, Request, error_response
 
 ALLOWED = (httptools.HttpParserError, httptools.HttpParserUpgrade, HTTPError,
            extensions.NegotiationError)
@@ -42,7 +43,7 @@ VALID_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 
 
 class Collector:
-    """What verb/_protocol.pyx collects from httptools' callbacks."""
+    """What verb/server/connection.pxi collects from httptools' callbacks."""
 
     def __init__(self):
         self.parser = None

@@ -1,4 +1,4 @@
-"""Fuzz verb._deflate.Inflater with corrupt, random and bomb-like input and small limits.
+"""Fuzz verb.core._deflate.Inflater with corrupt, random and bomb-like input and small limits.
 
 Properties checked for every input:
 - only DeflateError escapes, with close_code 1007 or 1009;
@@ -15,7 +15,7 @@ Usage: python tests/fuzz/fuzz_inflate.py [libFuzzer flags] [corpus dirs]
 from _common import fuzz, instrumented_imports, pick, raw_deflate
 
 with instrumented_imports():
-    from verb._deflate import DeflateError, Deflater, Inflater
+    from verb.core._deflate import DeflateError, Deflater, Inflater
 
 LIMITS = [0, 1, 16, 100, 1000, 4096]
 KNOWN = b"verb known message " * 8
