@@ -21,11 +21,22 @@ Workloads (--workloads, comma-separated):
 Servers (--servers): verb websockets aiohttp picows bun c. A server whose software is missing is
 skipped with a message (Bun: run scripts/bench.sh, or npm install --prefix benchmarks/.bun bun).
 
+Variants (--variant NAME=PYTHON, repeatable): A/B runs of builds of verb. Each variant replaces
+the verb row by a row `verb[NAME]` whose peer (peers/verb_server.py) runs under that interpreter
+(a venv where some build of verb is installed); the other servers keep this interpreter. Rounds
+stay interleaved, and every later variant is compared with the first one by same-round ratios
+(`verb[new] / verb[base]`, in the tables and the JSON). Each interpreter must run and import
+verb and uvloop, checked before anything runs; the report names each one's verb directory and
+git commit.
+
     python benchmarks/e2e.py            # full: ~10-15 minutes (5 rounds; 3 of broadcast/idle)
     python benchmarks/e2e.py --quick    # under 3 minutes (2 rounds; 1 of broadcast/idle)
     python benchmarks/e2e.py --servers verb,picows --workloads echo64,latency --rounds 2
+    python benchmarks/e2e.py --variant base=/tmp/verb-base/.venv/bin/python \\
+        --variant new=.venv/bin/python --servers verb --workloads echo64,echo1k,handshake
 
-Writes benchmarks/results/<timestamp>.json, latest.json and chart.png; prints markdown tables.
+Writes benchmarks/results/<timestamp>.json, latest.json and chart.png (with --variant: in
+benchmarks/.build/variants/ unless --results is given); prints markdown tables.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import resource
 import select
 import shutil
@@ -54,12 +66,23 @@ LOADGEN_DIR = HERE / "loadgen"
 PEERS = HERE / "peers"
 BUILD = HERE / ".build"
 RESULTS = HERE / "results"
+VARIANT_RESULTS = BUILD / "variants"
 BUN_PREFIX = HERE / ".bun"
 
 SERVER_CPU, CLIENT_CPU = 0, 1
 ALL_SERVERS = ["verb", "picows", "websockets", "aiohttp", "bun", "c"]
 LABELS = {"verb": "verb", "picows": "picows", "websockets": "websockets", "aiohttp": "aiohttp",
           "bun": "Bun (Bun.serve)", "c": "C epoll (limit)"}
+VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
+
+
+def kind(server: str) -> str:
+    """The peer a server row runs: "verb" for the variant rows "verb[NAME]"."""
+    return server.split("[", 1)[0]
+
+
+def label(server: str) -> str:
+    return LABELS.get(server, server)
 
 
 # --- workloads -------------------------------------------------------------------------------
@@ -126,24 +149,30 @@ def find_bun() -> str | None:
     return None
 
 
-def server_command(name: str, build: dict, mode: str, port: int, extra=()) -> list[str]:
+def server_command(name: str, build: dict, mode: str, port: int, extra=(),
+                   python: str | None = None) -> list[str]:
+    """The command line of a peer; `python` runs a Python peer under another interpreter."""
     common = ["--port", str(port), "--host", "127.0.0.1", "--mode", mode, *extra]
     if name == "bun":
         return [build["bun"], str(PEERS / "bun_server.ts"), *common]
     if name == "c":
         return [build["cecho"], str(port), "127.0.0.1"]
-    return [sys.executable, str(PEERS / f"{name}_server.py"), *common]
+    return [python or sys.executable, str(PEERS / f"{name}_server.py"), *common]
 
 
-def available_servers(names, build) -> tuple[list[str], dict]:
-    """The servers that can run here, and a message for each that cannot."""
+def available_servers(names, build, variants=()) -> tuple[list[str], dict]:
+    """The servers that can run here, and a message for each that cannot (variants: checked
+    by check_variants)."""
     ok, skipped = [], {}
     modules = {"verb": "verb", "picows": "picows", "websockets": "websockets",
                "aiohttp": "aiohttp"}
     for name in names:
-        if name in modules:
+        if name in variants:
+            pass
+        elif name in modules:
+            # From peers/, as the peer runs: not the checkout's source tree from the cwd.
             found = subprocess.run([sys.executable, "-c", f"import {modules[name]}, uvloop"],
-                                   capture_output=True, text=True)
+                                   capture_output=True, text=True, cwd=PEERS)
             if found.returncode != 0:
                 skipped[name] = (f"{modules[name]} (or uvloop) is not importable: pip install "
                                  "-e '.[bench]'")
@@ -157,6 +186,142 @@ def available_servers(names, build) -> tuple[list[str], dict]:
             continue
         ok.append(name)
     return ok, skipped
+
+
+def parse_variants(specs, error) -> dict[str, str]:
+    """--variant NAME=PYTHON arguments -> {"verb[NAME]": absolute interpreter path}, in order.
+    The path is made absolute but symlinks are kept (a venv's python is one)."""
+    variants = {}
+    for spec in specs or ():
+        name, sep, python = spec.partition("=")
+        if not sep or not python or not VARIANT_NAME.match(name):
+            error(f"--variant {spec!r}: expected NAME=/path/to/python, NAME of letters, digits "
+                  "and _.+-")
+        server = f"verb[{name}]"
+        if server in variants:
+            error(f"--variant {name} given twice")
+        variants[server] = os.path.abspath(os.path.expanduser(python))
+    return variants
+
+
+# Run by each variant's interpreter from peers/ (where verb_server.py runs, so the same sys.path):
+# what the peer imports, where verb comes from, and compiled modules older than their sources.
+VARIANT_PROBE = r"""
+import glob, json, os, sys
+info = {"python_version": sys.version.split()[0], "executable": sys.executable}
+try:
+    import uvloop
+    from verb import ServerProtocol, create_server
+    import verb
+except BaseException as exc:
+    info["error"] = f"{type(exc).__name__}: {exc}"
+else:
+    where = os.path.dirname(os.path.abspath(verb.__file__))
+    info["verb_dir"] = where
+    info["verb_version"] = getattr(verb, "__version__", None)
+    info["uvloop"] = getattr(uvloop, "__version__", None)
+    try:
+        import importlib.metadata as m
+        info["dist_version"] = m.version("verb-ws")
+    except Exception:
+        pass
+    stale = []
+    for so in glob.glob(os.path.join(where, "**", "*.so"), recursive=True):
+        stem = os.path.join(os.path.dirname(so), os.path.basename(so).split(".", 1)[0])
+        for source in (stem + ".pyx", stem + ".pxd"):
+            if os.path.exists(source) and os.path.getmtime(source) > os.path.getmtime(so):
+                stale.append(os.path.relpath(source, where))
+    info["stale_extensions"] = sorted(stale)
+print(json.dumps(info))
+"""
+
+
+def git_info(directory: str) -> dict:
+    """The commit of the git checkout holding `directory`, and whether tracked files differ
+    from it (read-only: no optional index refresh); {} outside git."""
+    info = {}
+    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        def git(*args):
+            done = subprocess.run(["git", "-C", directory, "--no-optional-locks", *args],
+                                  check=False, capture_output=True, text=True, timeout=30,
+                                  env=env)
+            return done.stdout.strip() if done.returncode == 0 else None
+        commit = git("rev-parse", "--short", "HEAD")
+        if commit:
+            info["commit"] = commit
+            info["checkout"] = git("rev-parse", "--show-toplevel")
+            status = git("status", "--porcelain", "--untracked-files=no")
+            if status is not None:
+                info["dirty"] = bool(status)
+    return info
+
+
+def check_variants(variants: dict) -> tuple[list[dict], list[str]]:
+    """Run each variant's interpreter once: (one dict per variant, problems that stop the run)."""
+    infos, problems = [], []
+    for server, python in variants.items():
+        name = server[len("verb["):-1]
+        spec = f"--variant {name}={python}"
+        info = {"name": name, "server": server, "python": python}
+        infos.append(info)
+        if not os.path.exists(python):
+            problems.append(f"{spec}: no such interpreter")
+            continue
+        if not os.access(python, os.X_OK) or os.path.isdir(python):
+            problems.append(f"{spec}: not an executable file")
+            continue
+        try:
+            done = subprocess.run([python, "-c", VARIANT_PROBE], check=False,
+                                  capture_output=True, text=True, cwd=PEERS, timeout=120)
+        except (OSError, subprocess.SubprocessError) as exc:
+            problems.append(f"{spec}: cannot run it: {exc}")
+            continue
+        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+        try:
+            info.update(json.loads(lines[-1]))
+        except (IndexError, ValueError):
+            tail = (done.stderr or done.stdout).strip()[-300:] or "no output"
+            problems.append(f"{spec}: not a working Python interpreter (exit "
+                            f"{done.returncode}: {tail})")
+            continue
+        if "error" in info:
+            problems.append(f"{spec}: cannot import verb and uvloop there ({info['error']}); "
+                            f"a working build must be installed in it ({python} -m pip install "
+                            "-e /path/to/checkout)")
+            continue
+        info.update(git_info(info["verb_dir"]))
+    seen = {}
+    for info in infos:
+        where = info.get("verb_dir")
+        if where is None:
+            continue
+        first = seen.setdefault(where, info)
+        if first is info:
+            pass
+        elif first["python"] == info["python"]:
+            print(f"note: {info['server']} runs the same interpreter as {first['server']} (an "
+                  "A/A run: its ratios show the noise of the measurement)", file=sys.stderr)
+        else:
+            print(f"warning: {info['server']} and {first['server']} import verb from the same "
+                  f"directory ({where}): they run the same build", file=sys.stderr)
+        if info.get("stale_extensions"):
+            print(f"warning: {info['server']}: compiled modules older than their sources in "
+                  f"{where}: {', '.join(info['stale_extensions'])} (rebuild: {info['python']} "
+                  "-m pip install -e <checkout>)", file=sys.stderr)
+    return infos, problems
+
+
+def describe_variant(info: dict) -> str:
+    text = f"{info['server']}: {info['python']} (Python {info.get('python_version', '?')})"
+    version = info.get("verb_version") or info.get("dist_version")
+    text += f", verb {version or '?'} from {info.get('verb_dir', '?')}"
+    if info.get("commit"):
+        text += f", git {info['commit']}" + (" + uncommitted changes" if info.get("dirty")
+                                             else "")
+    else:
+        text += ", not in a git checkout"
+    return text
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -422,17 +587,22 @@ def median(values):
     return statistics.median(values) if values else None
 
 
-def same_round_ratios(runs, workload, a, b, metric):
-    """Median over rounds of metric(a) / metric(b), both from the same round."""
+def round_ratios(runs, workload, a, b, metric) -> list:
+    """metric(a) / metric(b) of each round in which both ran, by round."""
     ratios = []
-    for rnd in {r["round"] for r in runs}:
+    for rnd in sorted({r["round"] for r in runs}):
         va = [r["result"].get(metric) for r in runs if r["round"] == rnd and
               r["server"] == a and r["workload"] == workload and r.get("result")]
         vb = [r["result"].get(metric) for r in runs if r["round"] == rnd and
               r["server"] == b and r["workload"] == workload and r.get("result")]
         if va and vb and va[0] is not None and vb[0]:
             ratios.append(va[0] / vb[0])
-    return median(ratios)
+    return ratios
+
+
+def same_round_ratios(runs, workload, a, b, metric):
+    """Median over rounds of metric(a) / metric(b), both from the same round."""
+    return median(round_ratios(runs, workload, a, b, metric))
 
 
 def fmt(value, unit=""):
@@ -447,12 +617,18 @@ def fmt(value, unit=""):
     return f"{value:.3g}"
 
 
-def summarize(runs, works, servers):
+CPU_KEY = {"echo64": "server_cpu_us_per_msg", "echo1k": "server_cpu_us_per_msg",
+           "echo16k": "server_cpu_us_per_msg", "echo256k": "server_cpu_us_per_msg",
+           "handshake": "server_cpu_us_per_handshake",
+           "broadcast": "server_cpu_us_per_delivery", "latency": "p50_us"}
+
+
+def summarize(runs, works, servers, variants=()):
+    """Medians per (workload, server), same-round ratios vs picows and Bun and, with variants,
+    of every later variant vs the first, keyed (workload, server, reference[, "cpu"])."""
     med, cpu, client, ratios, errors = {}, {}, {}, {}, {}
-    cpu_key = {"echo64": "server_cpu_us_per_msg", "echo1k": "server_cpu_us_per_msg",
-               "echo16k": "server_cpu_us_per_msg", "echo256k": "server_cpu_us_per_msg",
-               "handshake": "server_cpu_us_per_handshake",
-               "broadcast": "server_cpu_us_per_delivery", "latency": "p50_us"}
+    cpu_key = CPU_KEY
+    variants = [v for v in variants if v in servers]
     for w in works:
         for s in servers:
             mine = [r for r in runs if r["workload"] == w.name and r["server"] == s]
@@ -479,16 +655,59 @@ def summarize(runs, works, servers):
                     if w.name in cpu_key and w.name != "latency":
                         ratios[(w.name, s, base, "cpu")] = same_round_ratios(
                             runs, w.name, s, base, cpu_key[w.name])
+            if len(variants) > 1 and s in variants[1:]:
+                ratios[(w.name, s, variants[0])] = same_round_ratios(runs, w.name, s,
+                                                                     variants[0], w.metric)
+                if w.name in cpu_key and w.name != "latency":
+                    ratios[(w.name, s, variants[0], "cpu")] = same_round_ratios(
+                        runs, w.name, s, variants[0], cpu_key[w.name])
     return med, cpu, client, ratios, errors
 
 
-def markdown_tables(works, servers, med, cpu, client, ratios) -> str:
+def variant_round_ratios(runs, works, variants) -> dict:
+    """Every later variant / the first, per round: {(workload, server, reference[, "cpu"]):
+    [ratio of round 0, ...]}, to see the spread behind the medians."""
+    out = {}
+    for w in works:
+        for s in variants[1:]:
+            out[(w.name, s, variants[0])] = round_ratios(runs, w.name, s, variants[0], w.metric)
+            if w.name in CPU_KEY and w.name != "latency":
+                out[(w.name, s, variants[0], "cpu")] = round_ratios(runs, w.name, s, variants[0],
+                                                                    CPU_KEY[w.name])
+    return out
+
+
+def variant_table(works, variants, ratios, spread) -> list[str]:
+    """Same-round ratios of every later variant vs the first: the metric and server CPU."""
+    ref = variants[0]
+    out = ["", (f"Medians of same-round ratios vs {ref} (variant ÷ {ref}; for latency, memory "
+                "and CPU lower is better; [min–max over rounds]):"), ""]
+    head = ["variant"] + [w.title for w in works]
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|" + "---|" * len(head))
+    for s in variants[1:]:
+        for suffix, what in (((), s), (("cpu",), f"{s} server CPU")):
+            if suffix and not any(w.name in CPU_KEY and w.name != "latency" for w in works):
+                continue
+            cells = [what]
+            for w in works:
+                r = ratios.get((w.name, s, ref, *suffix))
+                rounds = spread.get((w.name, s, ref, *suffix)) or []
+                cell = f"{r:.3f}×" if r is not None else "—"
+                if len(rounds) > 1:
+                    cell += f" [{min(rounds):.2f}–{max(rounds):.2f}]"
+                cells.append(cell)
+            out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def markdown_tables(works, servers, med, cpu, client, ratios, variants=(), spread=None) -> str:
     out = []
     head = ["server"] + [f"{w.title} ({w.unit})" for w in works]
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "---|" * len(head))
     for s in servers:
-        cells = [LABELS[s]]
+        cells = [label(s)]
         for w in works:
             value = med.get((w.name, s))
             cells.append(fmt(value, w.unit) if (w.name, s) in med else "n/a")
@@ -505,10 +724,13 @@ def markdown_tables(works, servers, med, cpu, client, ratios) -> str:
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "---|" * len(head))
         for s in servers:
-            cells = [LABELS[s]] + [fmt(cpu.get((w.name, s))) for w in cpu_works]
+            cells = [label(s)] + [fmt(cpu.get((w.name, s))) for w in cpu_works]
             if any(w.name == "latency" for w in works):
                 cells.append(fmt(cpu.get(("latency", s)), "µs"))
             out.append("| " + " | ".join(cells) + " |")
+    variants = [v for v in variants if v in servers]
+    if len(variants) > 1:
+        out.extend(variant_table(works, variants, ratios, spread or {}))
     for base in ("picows", "bun"):
         if base not in servers:
             continue
@@ -522,7 +744,7 @@ def markdown_tables(works, servers, med, cpu, client, ratios) -> str:
         for s in servers:
             if s == base:
                 continue
-            cells = [LABELS[s]]
+            cells = [label(s)]
             for w in works:
                 r = ratios.get((w.name, s, base))
                 cells.append(f"{r:.2f}×" if r is not None else "—")
@@ -534,7 +756,7 @@ def markdown_tables(works, servers, med, cpu, client, ratios) -> str:
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "---|" * len(head))
     for s in servers:
-        cells = [LABELS[s]]
+        cells = [label(s)]
         for w in works:
             if w.name.startswith("idle"):
                 continue
@@ -602,7 +824,7 @@ def mask_vs_memcpy() -> float | None:
     """verb's in-place masking of 1 MiB vs a 1 MiB copy, best of many, on the client core."""
     code = r"""
 import time
-from verb._mask import mask_inplace
+from verb.core._mask import mask_inplace
 n = 1 << 20
 data, src = bytearray(n), bytearray(b"x" * n)
 view, key = memoryview(data), b"\x12\x34\x56\x78"
@@ -615,7 +837,7 @@ masking = best(lambda: mask_inplace(data, key))
 copying = best(lambda: view.__setitem__(slice(None), src))
 print(copying / masking)
 """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PEERS,
                           preexec_fn=pin(SERVER_CPU if len(os.sched_getaffinity(0)) > 1 else None))
     with contextlib.suppress(ValueError):
         return float(done.stdout.strip())
@@ -633,6 +855,10 @@ def chart(works, servers, med, path: Path, title: str):
     shown = [w for w in works if any(med.get((w.name, s)) for s in servers)]
     colors = {"verb": "#d62728", "picows": "#1f77b4", "websockets": "#9467bd",
               "aiohttp": "#8c564b", "bun": "#ff7f0e", "c": "#7f7f7f"}
+    variant_colors = iter(["#d62728", "#e377c2", "#ff9896", "#bcbd22", "#17becf", "#2ca02c"])
+    for s in servers:
+        if s not in colors and kind(s) == "verb":
+            colors[s] = next(variant_colors, None)
     fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(shown) + 2), 6), dpi=110)
     width = 0.8 / max(1, len(servers))
     for i, s in enumerate(servers):
@@ -644,7 +870,7 @@ def chart(works, servers, med, path: Path, title: str):
             xs.append(j + (i - (len(servers) - 1) / 2) * width)
             ys.append(v / b if w.higher_is_better else b / v)
             labels.append(fmt(v, w.unit))
-        bars = ax.bar(xs, ys, width, label=LABELS[s], color=colors.get(s))
+        bars = ax.bar(xs, ys, width, label=label(s), color=colors.get(s))
         for bar, text in zip(bars, labels):
             ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                         xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
@@ -653,7 +879,7 @@ def chart(works, servers, med, path: Path, title: str):
     ax.set_yscale("log")
     ax.set_xticks(range(len(shown)))
     ax.set_xticklabels([f"{w.title}\n({w.unit})" for w in shown], fontsize=8)
-    ax.set_ylabel(f"relative to {LABELS[base]} (log; higher is better)")
+    ax.set_ylabel(f"relative to {label(base)} (log; higher is better)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, ncol=min(6, len(servers)), loc="upper center",
               bbox_to_anchor=(0.5, -0.16), frameon=False)
@@ -699,10 +925,18 @@ def main(argv=None) -> int:
     parser.add_argument("--workloads", default=None, help="comma-separated (default: all)")
     parser.add_argument("--idle-conns", type=int, default=10000)
     parser.add_argument("--broadcast-conns", type=int, default=10000)
-    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--results", type=Path, default=None,
+                        help="directory of the JSON and chart (default: benchmarks/results; "
+                             "with --variant: benchmarks/.build/variants)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin to CPUs 0 and 1")
     parser.add_argument("--no-chart", action="store_true")
+    parser.add_argument("--variant", action="append", metavar="NAME=PYTHON",
+                        help="run the verb peer under this interpreter as the row verb[NAME] "
+                             "(repeatable; the first is the reference of the variant ratios)")
     args = parser.parse_args(argv)
+    variants = parse_variants(args.variant, parser.error)
+    if args.results is None:  # an A/B run leaves results/latest.json (README's figures) alone
+        args.results = VARIANT_RESULTS if variants else RESULTS
     started = time.monotonic()
 
     if not sys.platform.startswith("linux"):
@@ -742,13 +976,24 @@ def main(argv=None) -> int:
     unknown = set(wanted_servers) - set(ALL_SERVERS)
     if unknown:
         parser.error(f"unknown servers {sorted(unknown)}; known: {', '.join(ALL_SERVERS)}")
+    variant_info = []
+    if variants:
+        if "verb" not in wanted_servers:
+            parser.error("--variant replaces the verb row: keep verb in --servers")
+        at = wanted_servers.index("verb")
+        wanted_servers[at:at + 1] = list(variants)
+        variant_info, problems = check_variants(variants)
+        for problem in problems:
+            print(f"e2e: {problem}", file=sys.stderr)
+        if problems:
+            return 2
 
     build = {"loadgen": compile_c("loadgen")}
     with contextlib.suppress(RuntimeError):
         build["cecho"] = compile_c("cecho")
     if "bun" in wanted_servers:
         build["bun"] = find_bun()
-    servers, skipped = available_servers(wanted_servers, build)
+    servers, skipped = available_servers(wanted_servers, build, variants)
     for name, why in skipped.items():
         print(f"skipping {name}: {why}", file=sys.stderr)
     if not servers:
@@ -768,6 +1013,8 @@ def main(argv=None) -> int:
     print(f"e2e: {len(servers)} servers ({', '.join(servers)}), {len(works)} workloads, "
           f"rounds: {round_text}{' (quick)' if args.quick else ''}; servers on CPU "
           f"{SERVER_CPU}, loadgen on CPU {CLIENT_CPU}", flush=True)
+    for info in variant_info:
+        print(f"  {describe_variant(info)}", flush=True)
     for rnd in range(rounds):
         for g_index, group in enumerate(groups):
             if rnd >= group_rounds[group]:
@@ -776,14 +1023,14 @@ def main(argv=None) -> int:
             order = servers[(rnd + g_index) % len(servers):] + \
                 servers[:(rnd + g_index) % len(servers)]
             for s in order:
-                mine = [w for w in members if w.servers is None or s in w.servers]
+                mine = [w for w in members if w.servers is None or kind(s) in w.servers]
                 if not mine:
                     continue
                 mode = "broadcast" if group == "broadcast" else "echo"
-                log = logs / f"{stamp}-r{rnd}-{s}-{group}.log"
+                log = logs / f"{stamp}-r{rnd}-{s.replace('[', '-').rstrip(']')}-{group}.log"
 
                 def command(port, s=s, mode=mode, extra=mine[0].server_args):
-                    return server_command(s, build, mode, port, extra)
+                    return server_command(kind(s), build, mode, port, extra, variants.get(s))
                 try:
                     with ServerProcess(s, command, log) as server:
                         for w in mine:
@@ -830,15 +1077,22 @@ def main(argv=None) -> int:
                     print(f"  r{rnd} {s:<10} {group}: {len(problems)} log lines mention errors "
                           f"(see {log}): {problems[0][:160]}", flush=True)
 
-    med, cpu, client, ratios, errors = summarize(runs, works, servers)
+    ordered = [s for s in variants if s in servers]
+    med, cpu, client, ratios, errors = summarize(runs, works, servers, ordered)
+    spread = variant_round_ratios(runs, works, ordered)
     mask_ratio = mask_vs_memcpy() if "verb" in servers else None
     goal_rows = goals(med, ratios, mask_ratio) if "verb" in servers else []
-    tables = markdown_tables(works, servers, med, cpu, client, ratios)
+    tables = markdown_tables(works, servers, med, cpu, client, ratios, ordered, spread)
     elapsed = time.monotonic() - started
     header = (f"e2e benchmarks, {stamp}, rounds: {round_text}{' (--quick)' if args.quick else ''}, "
               f"medians; servers pinned to CPU {SERVER_CPU}, load generator to CPU {CLIENT_CPU}")
     print()
     print(header)
+    if variant_info:
+        print()
+        print("Variants (the first is the reference of the variant ratios):")
+        for info in variant_info:
+            print(f"  {describe_variant(info)}")
     print()
     print(tables)
     if goal_rows:
@@ -875,6 +1129,9 @@ def main(argv=None) -> int:
                        "higher_is_better": w.higher_is_better, "loadgen_args": w.args}
                       for w in works],
         "servers": servers,
+        **({"variants": variant_info,
+            "variant_ratio_rounds": {"/".join(k): v for k, v in spread.items()}}
+           if variants else {}),
         "medians": {f"{w}/{s}": v for (w, s), v in med.items()},
         "server_cpu_us": {f"{w}/{s}": v for (w, s), v in cpu.items()},
         "loadgen_cpu_util": {f"{w}/{s}": v for (w, s), v in client.items()},

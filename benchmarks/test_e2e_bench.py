@@ -5,11 +5,14 @@ Builds the C load generator and runs a tiny round of every workload against the 
 deliveries complete and in order, handshakes counted, idle connections opened and closed
 cleanly. No timing assertions. Needs Linux and a C compiler; other peers are not needed.
 Also checks that the load generator notices a server that corrupts its echoes, and runs it
-against the C reference server (benchmarks/loadgen/cecho.c).
+against the C reference server (benchmarks/loadgen/cecho.c), and runs e2e.py itself with two
+variants (--variant, both this interpreter) for one short round of echo64.
 
     python -m pytest benchmarks/test_e2e_bench.py -q
 """
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -119,7 +122,11 @@ app.listen(int(sys.argv[sys.argv.index("--port") + 1]), host="127.0.0.1")
 
 def test_loadgen_notices_corrupted_echoes(build, tmp_path):
     # The server reverses every payload of 8 bytes or more: same length, wrong bytes.
-    srv = e2e.ServerProcess("corrupting", lambda port: [sys.executable, "-c", CORRUPTING_SERVER,
+    # A file, not -c: `python -c` run from the checkout would import its source tree, not the
+    # installed verb the other peers use.
+    script = tmp_path / "corrupting.py"
+    script.write_text(CORRUPTING_SERVER)
+    srv = e2e.ServerProcess("corrupting", lambda port: [sys.executable, str(script),
                                                         "--port", str(port)],
                             tmp_path / "corrupting.log", cpu=None)
     with srv:
@@ -153,3 +160,41 @@ def test_loadgen_usage_errors(build):
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert '"error"' in done.stdout and '"connect": 2' in done.stdout
+
+
+def run_e2e(tmp_path, *args, timeout=120):
+    return subprocess.run([sys.executable, e2e.__file__, "--results", str(tmp_path / "results"),
+                           "--no-chart", "--no-pin", *args], check=False,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_variants_side_by_side(tmp_path):
+    # Two builds of verb A/B: here both rows run this interpreter's verb.
+    python = os.path.abspath(sys.executable)
+    done = run_e2e(tmp_path, "--variant", f"base={python}", "--variant", f"new={python}",
+                   "--servers", "verb", "--workloads", "echo64", "--rounds", "1", "--quick")
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = json.loads((tmp_path / "results" / "latest.json").read_text())
+    assert doc["servers"] == ["verb[base]", "verb[new]"]
+    assert [(v["name"], v["server"], v["python"]) for v in doc["variants"]] == [
+        ("base", "verb[base]", python), ("new", "verb[new]", python)]
+    assert all(v["verb_dir"] and not v.get("error") for v in doc["variants"])
+    assert doc["medians"]["echo64/verb[base]"] > 0 and doc["medians"]["echo64/verb[new]"] > 0
+    assert doc["ratios"]["echo64/verb[new]/verb[base]"] > 0
+    assert doc["ratios"]["echo64/verb[new]/verb[base]/cpu"] is not None
+    assert len(doc["variant_ratio_rounds"]["echo64/verb[new]/verb[base]"]) == 1
+    assert not doc["errors"], doc["errors"]
+    assert "vs verb[base]" in done.stdout and "| verb[new] |" in done.stdout
+
+
+def test_unusable_variant_stops_the_run_at_start(tmp_path):
+    # No such file, and an interpreter that cannot import verb (-I -S: no site-packages).
+    no_site = tmp_path / "python-no-site"
+    no_site.write_text(f'#!/bin/sh\nexec "{sys.executable}" -I -S "$@"\n')
+    no_site.chmod(0o755)
+    done = run_e2e(tmp_path, "--variant", f"gone={tmp_path / 'nothing'}", "--variant",
+                   f"bare={no_site}", "--servers", "verb", "--workloads", "echo64", timeout=60)
+    assert done.returncode == 2
+    assert "--variant gone=" in done.stderr and "no such interpreter" in done.stderr
+    assert "--variant bare=" in done.stderr and "cannot import verb" in done.stderr
+    assert not (tmp_path / "results").exists()
