@@ -40,6 +40,10 @@ fi
 if [ $for_tests = 1 ] && ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     need+=(nginx)
 fi
+# Prometheus (tests/app/test_metrics.py scrapes verb with a real one, started by the test).
+if [ $for_tests = 1 ] && ! command -v prometheus >/dev/null 2>&1 && [ ! -x /usr/bin/prometheus ]; then
+    need+=(prometheus)
+fi
 # Node.js and npm for the interop peers in tests/interop (Node's `ws`).
 if [ $for_tests = 1 ] && ! command -v npm >/dev/null 2>&1; then
     need+=(nodejs npm)

@@ -42,6 +42,9 @@ def main(argv=None) -> int:
         command.add_argument("--broker", default=None,
                              help="pub/sub broker reaching every process, e.g. "
                              "redis://127.0.0.1:6379/0 (env VERB_BROKER)")
+        command.add_argument("--metrics", default=None, metavar="PATH",
+                             help="serve Prometheus metrics at PATH, e.g. /metrics "
+                             "(env VERB_METRICS)")
         command.add_argument("--log-level", default="info",
                              choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
@@ -56,6 +59,8 @@ def main(argv=None) -> int:
         os.environ["VERB_WORKERS"] = str(args.workers)
     if args.broker is not None:
         os.environ["VERB_BROKER"] = args.broker
+    if args.metrics is not None:
+        os.environ["VERB_METRICS"] = args.metrics
     try:
         if args.command == "demo":
             from verb import demo as demo_module

@@ -263,3 +263,38 @@ def test_workers_do_not_outlive_a_killed_supervisor(tmp_path, processes):
     for pid in pids:
         wait_until(lambda pid=pid: not alive(pid), timeout=20,
                    message=f"worker {pid} to exit after its supervisor")
+
+
+def test_one_scrape_reports_every_worker(tmp_path, processes):
+    """With 3 workers, whichever worker SO_REUSEPORT hands a scrape to answers with the series
+    of all three (label `worker`), and their sum is what the clients sent."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    supervisor = VerbProcess(tmp_path, workers=3, env={"VERB_METRICS": "/metrics"})
+    processes.append(supervisor)
+    supervisor.wait_ready()
+    worker_pids(supervisor, 3)
+    seen_workers = set()
+
+    for _ in range(30):  # new connections: spread over the workers by the kernel
+        with client(supervisor.ws_url) as ws:
+            ws.send("pid")
+            seen_workers.add(ws.recv(timeout=10).split()[2])
+    assert len(seen_workers) == 3
+
+    def received_by_worker():
+        text = supervisor.get("/metrics").decode()
+        counts = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "verb_messages_received_total":
+                    counts[sample.labels["worker"]] = sample.value
+        return counts
+
+    # Each worker's snapshot is at most SNAPSHOT_INTERVAL old; every scrape (any worker)
+    # soon reports all three, summing to the 30 messages sent.
+    wait_until(lambda: sum(received_by_worker().values()) == 30, timeout=10,
+               message="30 messages over the workers' series")
+    for _ in range(10):
+        counts = received_by_worker()
+        assert set(counts) == {"0", "1", "2"} and sum(counts.values()) == 30

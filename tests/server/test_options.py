@@ -376,6 +376,7 @@ def test_handler_arity_table_matches_verb():
         "ping": 2,
         "pong": 2,
         "upgrade": 1,
+        "limited": 2,  # verb's own: a message dropped by rate_limit (Verb has none)
     }
 
 

@@ -26,9 +26,11 @@ import tempfile
 import threading
 
 from verb.app import timers
+from verb.app.monitoring import Monitoring
 from verb.app.routing import Router
 from verb.cluster import workers as cluster_workers
 from verb.cluster.pubsub import Broker, BrokerLink, broker_from_url
+from verb.server import metrics
 from verb.server._server import Hub
 from verb.server.options import Options, split_websocket_config
 from verb.server.serving import Connection, bound_socket, new_loop, run
@@ -95,6 +97,7 @@ class App:
         self._on_start: list = []
         self._on_stop: list = []
         self._link: BrokerLink | None = None  # while servers run with an external broker
+        self._monitoring: Monitoring | None = None
         for method in ("get", "post", "put", "patch", "delete", "head", "options", "all"):
             setattr(self, method, self._route_adder(method.upper()))
 
@@ -199,14 +202,25 @@ class App:
             self._link = None
 
     def stats(self) -> dict:
-        """Open connections, messages and bytes in/out, backpressure drops, summed over servers."""
-        total: dict = {}
-        for server in self._servers:
-            if server.hub is None:
-                continue
-            for key, value in server.hub.stats().items():
-                total[key] = total.get(key, 0) + value
+        """What the servers of this process count, summed (the figures `app.metrics` serves):
+        open connections and WebSockets, messages and bytes in/out, handshakes by status,
+        closes by code and side, drops, rate-limit actions, publishes, the ping round trips,
+        and the broker's figures under "broker" when there is one."""
+        total = metrics.stats_of(server.hub for server in self._servers
+                                 if server.hub is not None)
+        if self._link is not None:
+            total["broker"] = self._link.broker.stats()
         return total
+
+    def metrics(self, path: str = "/metrics"):
+        """Serve the metrics at `path` (GET), in Prometheus' text format: an ordinary route,
+        so middleware (`app.use`) can guard it. With `listen(workers=N)`, any worker answers
+        with every worker's series (label `worker`)."""
+        if self._monitoring is not None:
+            raise RuntimeError(f"app.metrics was already called (path {self._monitoring.path})")
+        self._monitoring = Monitoring(self, path)
+        self.router.add("GET", path, self._monitoring.handle)
+        return self
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -242,7 +256,8 @@ class App:
 
         The VERB_PORT, VERB_HOST, VERB_WORKERS and VERB_BROKER environment variables, when
         set, override `port`, `host`, `workers` and the `broker` option (`verb run --port`,
-        `--host`, `--workers`, `--broker` set them).
+        `--host`, `--workers`, `--broker` set them); VERB_METRICS (`--metrics PATH`) serves
+        the metrics at that path unless `app.metrics` was called.
         """
         port = int(os.environ.get("VERB_PORT", port))
         host = os.environ.get("VERB_HOST", host)
@@ -250,6 +265,8 @@ class App:
         if "VERB_BROKER" in os.environ:
             self.config = Options.from_kwargs(base=self.config,
                                               broker=os.environ["VERB_BROKER"] or None)
+        if os.environ.get("VERB_METRICS") and self._monitoring is None:
+            self.metrics(os.environ["VERB_METRICS"])
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -373,6 +390,8 @@ class Server:
         self._server = await loop.create_server(
             lambda: Connection(hub), sock=self._sock, ssl=app._ssl, backlog=1024)
         hub.start()
+        if app._monitoring is not None:
+            app._monitoring.server_started(self, loop)
         timers.start_pending(loop)
         for fn in app._on_start:
             await _maybe_await(fn, self)
@@ -403,6 +422,8 @@ class Server:
         while (hub.websockets or hub.pending_output()) and loop.time() < deadline:
             await asyncio.sleep(0.01)
         hub.shutdown()
+        if self.app._monitoring is not None:
+            self.app._monitoring.server_stopped(self)
         await self.app._detach_broker(hub)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._server.wait_closed(), 1.0)

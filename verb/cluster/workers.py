@@ -7,6 +7,10 @@ SO_REUSEPORT, so the Linux kernel spreads new connections over the workers, and 
 its own event loop (uvloop when installed). Each knows its index as `app.worker_id` and the
 VERB_WORKER_ID environment variable.
 
+The workers share a directory the supervisor makes (its path in VERB_WORKERS_DIR), for state
+files named `<worker_id>.<anything>` (the metrics snapshots of `app.metrics`); a dead worker's
+files are removed when it is reaped, the directory when the supervisor returns.
+
 This module knows nothing of the app: `supervise` is given `serve(worker_id, port, started)`,
 the coroutine each worker runs (`App.listen` passes its own).
 
@@ -36,12 +40,15 @@ which run in each worker.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Awaitable
@@ -56,6 +63,7 @@ STABLE_AFTER = 10.0  # seconds: a worker that ran this long is restarted without
 RESTART_DELAY_MIN = 0.5
 RESTART_DELAY_MAX = 30.0
 _WATCHED = {signal.SIGCHLD, signal.SIGINT, signal.SIGTERM}
+SHARED_DIR_ENV = "VERB_WORKERS_DIR"
 
 
 class WorkersError(RuntimeError):
@@ -100,6 +108,9 @@ def supervise(serve: Serve, port: int, host: str, count: int, *, scheme: str = "
     check_supported()
     reserve = bound_socket(port, host, reuse_port=True)  # holds the port; never listens
     bound_host, port = reserve.getsockname()[:2]
+    shared = tempfile.mkdtemp(prefix="verb-workers-")
+    previous_shared = os.environ.get(SHARED_DIR_ENV)
+    os.environ[SHARED_DIR_ENV] = shared
     slots = {worker_id: _Slot() for worker_id in range(count)}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _WATCHED)
     failure = None
@@ -120,11 +131,16 @@ def supervise(serve: Serve, port: int, host: str, count: int, *, scheme: str = "
                 print(f"verb: {signal.Signals(info.si_signo).name}: stopping {count} workers",
                       flush=True)
                 break
-            failure = _reap(slots)
+            failure = _reap(slots, shared)
     finally:
         _stop_all(slots, stop_timeout + 5.0)
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         reserve.close()
+        shutil.rmtree(shared, ignore_errors=True)
+        if previous_shared is None:
+            os.environ.pop(SHARED_DIR_ENV, None)
+        else:
+            os.environ[SHARED_DIR_ENV] = previous_shared
     if failure is not None:
         raise WorkersError(failure)
 
@@ -188,7 +204,7 @@ def _describe(status: int) -> str:
     return f"exited with code {os.waitstatus_to_exitcode(status)}"
 
 
-def _reap(slots) -> str | None:
+def _reap(slots, shared: str) -> str | None:
     """Collect dead workers and schedule their restarts; returns an error that should stop
     everything (a first-generation worker that could not start), else None."""
     now = time.monotonic()
@@ -202,6 +218,10 @@ def _reap(slots) -> str | None:
         if pid == 0:
             continue
         slot.pid = None
+        for name in os.listdir(shared):  # the dead worker's state files
+            if name.startswith(f"{worker_id}."):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(shared, name))
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_STARTUP_FAILED \
                 and slot.generation == 1:
             return f"worker {worker_id} could not start (see its error above)"

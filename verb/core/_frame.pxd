@@ -86,8 +86,16 @@ cdef class FrameParser:
 
     cdef readonly int close_code
     cdef readonly str close_reason
+    # The message being delivered (read by handlers): its payload size, after inflation, and
+    # its compressed size on the wire (0 when it was not compressed).
+    cdef readonly Py_ssize_t message_size
+    cdef readonly Py_ssize_t compressed_size
+    # Set by pause(): feed_buffer stops after the message being delivered.
+    cdef readonly bint paused
 
-    cdef int feed_buffer(self, unsigned char *data, Py_ssize_t n) except -1
+    cdef Py_ssize_t feed_buffer(self, unsigned char *data, Py_ssize_t n) except -1
+    cdef void pause(self) noexcept
+    cdef void resume(self) noexcept
     cdef int _fail(self, int code, str reason) except -1
     cdef int _start_frame(self, const unsigned char *hdr) except -1
     cdef int _frame_payload(self, unsigned char *data, Py_ssize_t n) except -1

@@ -193,11 +193,13 @@ cdef class FrameParser:
     def feed(self, data):
         """Parse the next piece of the stream (any bytes-like); events go to the handler.
 
-        The data is copied once, so the caller's buffer is left untouched.
+        The data is copied once, so the caller's buffer is left untouched. Returns how many
+        bytes were taken (all of them unless the handler paused the parser).
         """
         cdef bytearray buf = bytearray(data)
         if len(buf):
-            self.feed_buffer(<unsigned char *><char *>buf, len(buf))
+            return self.feed_buffer(<unsigned char *><char *>buf, len(buf))
+        return 0
 
     def feed_inplace(self, unsigned char[::1] buffer):
         """Parse a writable buffer, unmasking its payloads in place (no copy).
@@ -206,7 +208,8 @@ cdef class FrameParser:
         tools. The buffer's contents are changed.
         """
         if buffer.shape[0]:
-            self.feed_buffer(&buffer[0], buffer.shape[0])
+            return self.feed_buffer(&buffer[0], buffer.shape[0])
+        return 0
 
     cdef int _fail(self, int code, str reason) except -1:
         self._state = PS_FAILED
@@ -228,11 +231,15 @@ cdef class FrameParser:
         self._msg_compressed = False
         self._utf8_state = VERB_UTF8_ACCEPT
 
-    cdef int feed_buffer(self, unsigned char *data, Py_ssize_t n) except -1:
-        """Parse `n` bytes at `data`, unmasking in place. The buffer is the caller's."""
+    cdef Py_ssize_t feed_buffer(self, unsigned char *data, Py_ssize_t n) except -1:
+        """Parse `n` bytes at `data`, unmasking in place. The buffer is the caller's.
+
+        Returns how many bytes were taken: `n`, unless the handler paused the parser (`pause`)
+        on a message; the rest is for the caller to feed again after `resume`.
+        """
         cdef Py_ssize_t pos = 0, avail, need, take
         cdef unsigned char b1
-        while pos < n:
+        while pos < n and not self.paused:
             if self._state == PS_HEADER:
                 avail = n - pos
                 if self._hdr_len == 0 and avail >= 2:
@@ -275,8 +282,15 @@ cdef class FrameParser:
                 if self._remaining == 0 and self._state == PS_PAYLOAD:
                     self._end_frame()
             else:
-                break  # closed or failed: discard the rest
-        return 0
+                return n  # closed or failed: the rest is discarded
+        return pos
+
+    cdef void pause(self) noexcept:
+        """Take no more input after the message being delivered (a handler calls this)."""
+        self.paused = True
+
+    cdef void resume(self) noexcept:
+        self.paused = False
 
     cdef int _start_frame(self, const unsigned char *hdr) except -1:
         """Check a complete header (RFC 6455 section 5.2) and set up the frame's state."""
@@ -416,6 +430,7 @@ cdef class FrameParser:
         cdef Inflater inflater
         cdef int code
         cdef object payload
+        self.compressed_size = n if compressed else 0
         if compressed:
             inflater = self.inflater
             inflater.max_size = self.max_payload_length
@@ -445,6 +460,7 @@ cdef class FrameParser:
             if compressed:
                 self.inflater.release_output()
         self._reset_message()
+        self.message_size = n
         if opcode == OP_TEXT:
             return self.handler.on_text(<str>payload)
         return self.handler.on_binary(<bytes>payload)

@@ -22,6 +22,61 @@ cdef enum:
     ZERO_COPY_MIN = 64 * 1024
 
 
+# Idle addresses the per-address table keeps (see PeerTable).
+cdef enum:
+    PEER_IDLE_CAP = 10000
+    # Rate-limit actions, in the order of verb.server.options.RATE_LIMIT_ACTIONS.
+    ACTION_CLOSE = 0
+    ACTION_DROP = 1
+    ACTION_PAUSE = 2
+    # Input a paused connection may hold (what was left of its last read, normally at most one
+    # read buffer); a transport that delivers more while paused gets the connection closed.
+    MAX_UNPARSED = 1024 * 1024
+    # Who ended a connection, for the close counters.
+    SIDE_SERVER = 0
+    SIDE_CLIENT = 1
+    SIDE_ABNORMAL = 2
+    # Buckets of the ping round-trip histogram (PING_RTT_BOUNDS in hub.pxi).
+    RTT_BUCKETS = 14
+
+
+cdef class _Bucket:
+    cdef double rate, capacity, tokens
+    cdef double byte_rate, byte_capacity, byte_tokens   # byte_rate 0: bytes not limited
+    cdef double control_tokens
+    cdef double last
+    cdef int action
+    cdef object limit              # the RateLimit it was made from
+    cdef double limited_at         # when the `limited` handler was last called ("drop")
+    # "pause": the message waiting for tokens, the input left unparsed, the resume timer.
+    cdef object held
+    cdef bytearray unparsed
+    cdef object resume_handle
+
+    cdef void _refill(self, double now) noexcept
+    cdef bint admit(self, Py_ssize_t size) noexcept
+    cdef bint admit_control(self) noexcept
+    cdef double wait(self, Py_ssize_t size) noexcept
+    cdef str describe(self)
+
+
+cdef class _Peer:
+    cdef int open                  # upgrades in progress + open WebSockets
+    cdef double tokens, last       # handshake-rate bucket
+
+
+cdef class PeerTable:
+    cdef int max_per_ip            # 0: no limit
+    cdef double rate, burst        # handshake rate per address; rate 0: no limit
+    cdef Py_ssize_t idle_cap
+    cdef dict peers                # address -> _Peer, idle ones in the order they went idle
+    cdef Py_ssize_t idle
+
+    cdef object admit(self, object address)
+    cdef void release(self, object address, _Peer peer)
+    cdef void _make_room(self)
+
+
 cdef class _Handler:
     """A user handler resolved once: function, how many arguments it takes, sync or async."""
     cdef object fn
@@ -49,6 +104,11 @@ cdef class Hub:
     # origin restriction, no proxy headers to read.
     cdef readonly bint plain_upgrades
     cdef _Handler h_open, h_message, h_close, h_error, h_drain, h_ping, h_pong, h_upgrade
+    cdef _Handler h_limited
+    # Rate limits: a RateLimit (every connection), a callable picking one per connection, or
+    # None; the per-address table (None without max_connections_per_ip and handshake_rate).
+    cdef object rate_limit
+    cdef readonly PeerTable peers
 
     cdef readonly set connections   # HubConnection objects not (yet) upgraded
     cdef readonly set websockets
@@ -93,9 +153,16 @@ cdef class Hub:
     cdef Inflater _shared_inflater
     cdef Py_ssize_t compression_threshold
 
-    # Statistics.
+    # Statistics (`stats()`; verb.server.metrics exports them).
     cdef public unsigned long long messages_in, messages_out, bytes_in, bytes_out, dropped
     cdef public unsigned long long connections_total
+    cdef public unsigned long long compressed_bytes_in, compressed_bytes_out
+    cdef public unsigned long long limited_closes, limited_drops, limited_pauses
+    cdef public unsigned long long handler_errors, publishes, deliveries, subscriptions
+    cdef dict handshakes           # status -> count (101 for accepted upgrades)
+    cdef dict closes               # (code, side) -> count
+    cdef unsigned long long rtt_counts[RTT_BUCKETS + 1]   # the last one: above every bound
+    cdef double rtt_sum
 
     cdef void _mark_dirty(self, ServerWebSocket ws)
     cdef void _flush(self)
@@ -106,6 +173,8 @@ cdef class Hub:
     cdef Inflater shared_inflater(self)
     cdef void _subscribe(self, ServerWebSocket ws, str topic)
     cdef void _unsubscribe(self, ServerWebSocket ws, str topic)
+    cdef void count_handshake(self, int status)
+    cdef void observe_rtt(self, double seconds)
 
 
 cdef class ServerWebSocket(FrameHandler):
@@ -128,7 +197,10 @@ cdef class ServerWebSocket(FrameHandler):
     cdef bint _want_drain
     cdef dict _topics
     cdef double _last_activity
-    cdef bint _ping_sent
+    cdef double _ping_sent_at     # monotonic time of our unanswered keepalive ping, 0: none
+    cdef bint _closed_by_server   # we sent the first close frame
+    cdef _Bucket _bucket          # rate limit (None: not limited)
+    cdef _Peer _peer              # its entry in hub.peers (None: not counted)
     cdef double _close_deadline
     cdef bint _close_reported
     cdef object _pending
@@ -156,11 +228,15 @@ cdef class ServerWebSocket(FrameHandler):
     cdef void _dispatch_plain(self, object fn, object arg)
     cdef void _call_failed(self, _Handler h, object exc)
     cdef void _abort(self)
+    cdef int _feed(self, const unsigned char *data, Py_ssize_t n) except -1
+    cdef int _over_limit(self, object message) except -1
+    cdef int _set_rate_limit(self, object limit) except -1
+    cdef void _release_peer(self)
 
 
 cdef ServerWebSocket open_websocket(Hub hub, object transport, object subprotocol,
                                     object deflate_params, object data, bytes handshake,
-                                    object remote_address, bytes rest)
+                                    object remote_address, bytes rest, _Peer peer)
 
 
 cdef class ConnectionBase(HubConnection):
@@ -181,6 +257,8 @@ cdef class ConnectionBase(HubConnection):
     cdef object _upgrade_request
     cdef bytes _method           # of the upgrade request
     cdef str _http_version       # of the upgrade request
+    cdef _Peer _peer             # counted in hub.peers while the upgrade is in progress
+    cdef object _peer_address
 
     cdef void _reset_request(self)
     cdef void _feed_http(self, bytes data)
@@ -191,6 +269,9 @@ cdef class ConnectionBase(HubConnection):
     cdef void _write_response(self, object request, object response, bint keep_alive)
     cdef void _start_upgrade(self, bytes rest)
     cdef bint _refused_at_capacity(self)
+    cdef bint _refused_for_address(self, object address)
+    cdef void _refuse_upgrade(self, int status, object message, object headers)
+    cdef void _release_peer(self)
     cdef void _upgrade_refused(self, object exc)
     cdef void _accept(self, object request, str key, object data)
     cdef void _open_websocket(self, str key, object subprotocol, object extension,

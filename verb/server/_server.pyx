@@ -18,6 +18,7 @@ holds WebSockets and flushes them; a WebSocket queues through its hub), so separ
 cimporting each other would only move the cycle, and cdef calls between the parts stay direct
 C calls. The classes are declared in _server.pxd; the parts, in the order they build on each
 other:
+  limits.pxi      rate limits: a connection's token bucket, the per-address table
   hub.pxi         Hub: connections, topics and publish, write batching, the timeout sweep, stats
   websocket.pxi   ServerWebSocket (what every handler receives) and open_websocket(), its factory
   connection.pxi  ConnectionBase: HTTP/1.1, the upgrade (full and plain paths), the 101 answer
@@ -28,7 +29,8 @@ import collections
 import logging
 
 from cpython.buffer cimport PyBuffer_Release
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytearray cimport PyByteArray_AS_STRING
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 
 from verb.core._frame cimport (
     CLOSE_ABNORMAL, CLOSE_GOING_AWAY, CLOSE_INTERNAL_ERROR, CLOSE_NORMAL, CLOSE_NO_STATUS,
@@ -36,6 +38,9 @@ from verb.core._frame cimport (
     ST_CONNECTING, ST_OPEN, build_frame, check_close, close_frame, compressed_frame, control_frame,
     frame_header, message_frame, message_payload, wants_compression,
 )
+from libc.math cimport ceil
+from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+
 from verb.server._transport cimport (
     READ_BUFFER_SIZE, feed_by_copy, transport_buffered, write_frames,
 )
@@ -48,10 +53,11 @@ from verb.core import handshake as _handshake
 from verb.core.errors import HandshakeError, HTTPError
 from verb.core.headers import Headers
 from verb.server.http import Request, Response, error_response
-from verb.server.options import Handler
+from verb.server.options import RATE_LIMIT_ACTIONS, Handler, RateLimit
 
 log = logging.getLogger("verb")
 
+include "limits.pxi"
 include "hub.pxi"
 include "websocket.pxi"
 include "connection.pxi"

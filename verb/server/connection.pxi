@@ -62,6 +62,7 @@ cdef class ConnectionBase(HubConnection):
 
     def connection_lost(self, exc):
         cdef Hub hub = self.hub
+        self._release_peer()  # an upgrade was in progress
         self.mode = MODE_CLOSED
         hub.connections.discard(self)
         self.http_parser = None
@@ -235,7 +236,8 @@ cdef class ConnectionBase(HubConnection):
             key = _plain_upgrade_key(self._method, self._http_version, self._headers,
                                      bool(options.protocols), hub.deflate_settings is not None)
             if key is not None:
-                if not self._refused_at_capacity():
+                if not self._refused_at_capacity() and \
+                        not self._refused_for_address(self.remote_address):
                     self._open_websocket(key, None, None, None, None, self.remote_address)
                 return
         request = self._make_request(self._method, self._http_version)
@@ -247,16 +249,14 @@ cdef class ConnectionBase(HubConnection):
             self._handle_http(request, False)
             self.mode = MODE_CLOSED
             return
-        if self._refused_at_capacity():
+        if self._refused_at_capacity() or self._refused_for_address(
+                request.ip if options.trust_proxy else self.remote_address):
             return
         try:
             key = _handshake.check_request(request.method, request.http_version, headers,
                                            options)
         except HandshakeError as exc:
-            if self.transport is not None:
-                self.transport.write(error_response(exc.status, exc.message, exc.headers))
-                self.transport.close()
-            self.mode = MODE_CLOSED
+            self._refuse_upgrade(exc.status, exc.message, exc.headers)
             return
         data = None
         if hub.h_upgrade is not None:
@@ -276,9 +276,39 @@ cdef class ConnectionBase(HubConnection):
         """True, having answered 503, when max_connections WebSockets are already open."""
         cdef Hub hub = self.hub
         if hub.max_connections is not None and len(hub.websockets) >= hub.max_connections:
-            self._reply_error(503, "too many connections")
+            self._refuse_upgrade(503, "too many connections", None)
             return True
         return False
+
+    cdef bint _refused_for_address(self, object address):
+        """True, having answered 429 with Retry-After, when `address` is at its
+        max_connections_per_ip or over its handshake_rate; else the upgrade is counted as in
+        progress for it."""
+        cdef PeerTable peers = self.hub.peers
+        if peers is None:
+            return False
+        admitted = peers.admit(address)
+        if type(admitted) is _Peer:
+            self._peer = admitted
+            self._peer_address = address
+            return False
+        self._refuse_upgrade(429, "too many connections or upgrades from this address",
+                             (("Retry-After", str(admitted)),))
+        return True
+
+    cdef void _refuse_upgrade(self, int status, object message, object headers):
+        """Answer an upgrade with an error status, counted, and close."""
+        self.hub.count_handshake(status)
+        self._release_peer()
+        if self.transport is not None:
+            self.transport.write(error_response(status, message, headers))
+            self.transport.close()
+        self.mode = MODE_CLOSED
+
+    cdef void _release_peer(self):
+        if self._peer is not None:
+            self.hub.peers.release(self._peer_address, self._peer)
+            self._peer = None
 
     async def _finish_async_upgrade(self, request, key, pending):
         try:
@@ -294,15 +324,15 @@ cdef class ConnectionBase(HubConnection):
 
     cdef void _upgrade_refused(self, object exc):
         if isinstance(exc, HTTPError):
-            self._reply_error(exc.status, exc.message)
+            self._refuse_upgrade(exc.status, exc.message, None)
         else:
             log.error("verb: upgrade handler raised", exc_info=exc)
-            self._reply_error(500, None)
+            self._refuse_upgrade(500, None, None)
 
     cdef void _accept(self, object request, str key, object data):
         cdef Hub hub = self.hub
         if data is False:
-            self._reply_error(403, None)
+            self._refuse_upgrade(403, None, None)
             return
         if self.transport is None:
             return
@@ -338,7 +368,10 @@ cdef class ConnectionBase(HubConnection):
         self._upgrade_request = None
         self._headers = None
         hub.connections.discard(self)
-        open_websocket(hub, transport, subprotocol, params, data, handshake, remote_address, rest)
+        peer = self._peer
+        self._peer = None
+        open_websocket(hub, transport, subprotocol, params, data, handshake, remote_address, rest,
+                       peer)
 
 
 

@@ -1,5 +1,15 @@
 # The hub: what the connections of one server on one event loop share.
 
+# Idle client addresses the per-address table keeps (see PeerTable).
+MAX_IDLE_PEERS = PEER_IDLE_CAP
+
+# Upper bounds (seconds) of the ping round-trip histogram's buckets (Prometheus `le`).
+PING_RTT_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                   5.0, 10.0)
+cdef double _RTT_BOUNDS[RTT_BUCKETS]
+for _i, _bound in enumerate(PING_RTT_BOUNDS):
+    _RTT_BOUNDS[_i] = _bound
+
 
 cdef class _Handler:
     def __cinit__(self, handler):
@@ -41,6 +51,7 @@ cdef class Hub:
             self.h_ping = _resolve(handlers.ping)
             self.h_pong = _resolve(handlers.pong)
             self.h_upgrade = _resolve(handlers.upgrade)
+            self.h_limited = _resolve(handlers.limited)
         self.connections = set()
         self.websockets = set()
         self.topics = {}
@@ -60,6 +71,12 @@ cdef class Hub:
         self.close_timeout = options.close_timeout
         self.max_connections = options.max_connections
         self.compression_threshold = options.compression_threshold
+        self.rate_limit = options.rate_limit
+        if options.max_connections_per_ip is not None or options.handshake_rate is not None:
+            self.peers = PeerTable(options.max_connections_per_ip, options.handshake_rate,
+                                   PEER_IDLE_CAP)
+        self.handshakes = {}
+        self.closes = {}
         self.plain_upgrades = self.websocket_enabled and self.h_upgrade is None and \
             options.path is None and options.origins is None and not options.trust_proxy
         if options.compression is not None:
@@ -121,6 +138,13 @@ cdef class Hub:
         return total
 
     def stats(self):
+        """What the hub counts, as verb.server.metrics exports it: gauges (connections,
+        websockets, topics, subscriptions, peers), counters, handshakes by status, closes by
+        code and side, and the ping round-trip histogram; str keys only (JSON-ready)."""
+        cdef int i
+        closes = {}  # JSON-friendly: {"1000": {"client": n, ...}, ...}
+        for (code, side), n in self.closes.items():
+            closes.setdefault(str(code), {})[("server", "client", "abnormal")[side]] = n
         return {
             "connections": len(self.connections) + len(self.websockets),
             "websockets": len(self.websockets),
@@ -129,9 +153,33 @@ cdef class Hub:
             "messages_out": self.messages_out,
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
+            "compressed_bytes_in": self.compressed_bytes_in,
+            "compressed_bytes_out": self.compressed_bytes_out,
             "backpressure_drops": self.dropped,
+            "rate_limited": {"close": self.limited_closes, "drop": self.limited_drops,
+                             "pause": self.limited_pauses},
+            "handler_errors": self.handler_errors,
+            "publishes": self.publishes,
+            "deliveries": self.deliveries,
             "topics": len(self.topics),
+            "subscriptions": self.subscriptions,
+            "peers": len(self.peers) if self.peers is not None else 0,
+            "handshakes": {str(status): n for status, n in self.handshakes.items()},
+            "closes": closes,
+            "ping_rtt": {"bounds": PING_RTT_BOUNDS,
+                         "counts": [self.rtt_counts[i] for i in range(RTT_BUCKETS + 1)],
+                         "sum": self.rtt_sum},
         }
+
+    cdef void count_handshake(self, int status):
+        self.handshakes[status] = self.handshakes.get(status, 0) + 1
+
+    cdef void observe_rtt(self, double seconds):
+        cdef int i = 0
+        while i < RTT_BUCKETS and seconds > _RTT_BOUNDS[i]:
+            i += 1
+        self.rtt_counts[i] += 1
+        self.rtt_sum += seconds
 
     # -- timeouts: one sweep per loop serves every connection's deadlines -----------------------
 
@@ -217,6 +265,7 @@ cdef class Hub:
         cdef Deflater packed_by = None
         if not subscribers:
             return 0
+        self.publishes += 1
         payload = message_payload(data, &n, &text, &view, &held)
         try:
             for ws in subscribers:
@@ -229,6 +278,7 @@ cdef class Hub:
                         packed = compressed_frame(packed_by, text, payload, n, NULL)
                     if ws._queue_frame(packed) != 0:
                         delivered += 1
+                        self.compressed_bytes_out += PyBytes_GET_SIZE(packed)
                     continue
                 if plain is None:
                     plain = build_frame(OP_TEXT if text else OP_BINARY, payload, n, True,
@@ -250,6 +300,7 @@ cdef class Hub:
         finally:
             if held:
                 PyBuffer_Release(&view)
+            self.deliveries += delivered
         return delivered
 
     def publish(self, str topic not None, data, ServerWebSocket exclude=None, compress=None):
@@ -280,11 +331,13 @@ cdef class Hub:
             if self.on_topic_change is not None:
                 self.on_topic_change(topic, True)
         subscribers[ws] = None
+        self.subscriptions += 1
 
     cdef void _unsubscribe(self, ServerWebSocket ws, str topic):
         cdef dict subscribers = self.topics.get(topic)
         if subscribers is not None:
-            subscribers.pop(ws, None)
+            if subscribers.pop(ws, 0) is None:
+                self.subscriptions -= 1
             if not subscribers:
                 del self.topics[topic]
                 if self.on_topic_change is not None:

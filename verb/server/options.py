@@ -31,11 +31,14 @@ from verb.core.limits import (
 
 __all__ = [
     "BROKER_SCHEMES",
+    "RATE_LIMIT_ACTIONS",
     "REDIS_SCHEMES",
     "HANDLER_ARITY",
     "Handler",
+    "HandshakeRate",
     "Handlers",
     "Options",
+    "RateLimit",
     "split_websocket_config",
 ]
 
@@ -169,6 +172,116 @@ def _max_connections(name: str, value: Any) -> int | None:
     return None if value is None else _size(name, value)
 
 
+# --- rate limits ---------------------------------------------------------------------------------
+
+RATE_LIMIT_ACTIONS = ("close", "drop", "pause")
+_RATE_LIMIT_KEYS = ("messages", "per", "burst", "bytes", "burst_bytes", "action")
+_HANDSHAKE_RATE_KEYS = ("per_ip", "per", "burst")
+
+
+@dataclasses.dataclass(frozen=True)
+class RateLimit:
+    """A per-connection token bucket over data messages, and optionally over their bytes.
+
+    Built from the dict form `{"messages": 100, "per": 1.0, "burst": 200, "bytes": None,
+    "burst_bytes": None, "action": "close"}` by `RateLimit.from_dict`, which checks it.
+
+    Attributes:
+        messages: Messages allowed per `per` seconds (the refill rate).
+        per: The period, in seconds.
+        burst: The bucket's capacity in messages (`messages` by default).
+        bytes: Payload bytes (after inflation) allowed per `per` seconds; None: not limited.
+        burst_bytes: The byte bucket's capacity (`bytes` by default).
+        action: What happens to a message over the limit: "close" (1008), "drop" (discarded,
+            counted, the `limited` handler told at most once a second) or "pause" (reading
+            stops until the bucket refills).
+    """
+
+    messages: float
+    per: float = 1.0
+    burst: float = 0.0
+    bytes: float | None = None
+    burst_bytes: float | None = None
+    action: str = "close"
+
+    @classmethod
+    def from_dict(cls, name: str, value: Any) -> RateLimit:
+        """Check the dict form (keys as in the class); raise naming `name` and the value."""
+        if isinstance(value, RateLimit):
+            return value
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{name} must be a dict like {{\"messages\": 100, \"per\": 1.0}}, "
+                            f"a callable or None, got {_describe(value)}")
+        for key in value:
+            if key not in _RATE_LIMIT_KEYS:
+                raise TypeError(f"{name}: {_unknown_name(str(key), 'key', _RATE_LIMIT_KEYS)}")
+        if "messages" not in value:
+            raise TypeError(f'{name} needs "messages" (how many per "per" seconds)')
+        messages = _positive(f"{name}[messages]", value["messages"])
+        per = _positive(f"{name}[per]", value.get("per", 1.0))
+        burst = value.get("burst")
+        burst = messages if burst is None else _positive(f"{name}[burst]", burst, 1.0)
+        nbytes = value.get("bytes")
+        nbytes = None if nbytes is None else _positive(f"{name}[bytes]", nbytes)
+        burst_bytes = value.get("burst_bytes")
+        if burst_bytes is not None:
+            if nbytes is None:
+                raise ValueError(f'{name}: "burst_bytes" needs "bytes"')
+            burst_bytes = _positive(f"{name}[burst_bytes]", burst_bytes, 1.0)
+        elif nbytes is not None:
+            burst_bytes = nbytes
+        action = value.get("action", "close")
+        if action not in RATE_LIMIT_ACTIONS:
+            raise ValueError(f"{name}[action] must be one of {', '.join(RATE_LIMIT_ACTIONS)}, "
+                             f"got {_describe(action)}")
+        return cls(messages, per, burst, nbytes, burst_bytes, action)
+
+
+@dataclasses.dataclass(frozen=True)
+class HandshakeRate:
+    """Upgrade attempts allowed per client address: `per_ip` per `per` seconds, `burst` at
+    once (`per_ip` by default)."""
+
+    per_ip: float
+    per: float = 1.0
+    burst: float = 0.0
+
+
+def _positive(name: str, value: Any, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {_describe(value)}")
+    if not math.isfinite(value) or value <= 0 or value < minimum:
+        bound = f">= {minimum:g}" if minimum else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+def _rate_limit(name: str, value: Any) -> RateLimit | Callable[..., Any] | None:
+    if value is None:
+        return None
+    if callable(value) and not isinstance(value, (Mapping, RateLimit)):
+        return value  # fn(ws) -> dict | None, called once per connection before `open`
+    return RateLimit.from_dict(name, value)
+
+
+def _handshake_rate(name: str, value: Any) -> HandshakeRate | None:
+    if value is None or isinstance(value, HandshakeRate):
+        return value
+    if not isinstance(value, Mapping):
+        raise TypeError(f'{name} must be a dict like {{"per_ip": 10, "per": 1.0, "burst": 20}} '
+                        f"or None, got {_describe(value)}")
+    for key in value:
+        if key not in _HANDSHAKE_RATE_KEYS:
+            raise TypeError(f"{name}: {_unknown_name(str(key), 'key', _HANDSHAKE_RATE_KEYS)}")
+    if "per_ip" not in value:
+        raise TypeError(f'{name} needs "per_ip" (upgrades per "per" seconds)')
+    per_ip = _positive(f"{name}[per_ip]", value["per_ip"])
+    per = _positive(f"{name}[per]", value.get("per", 1.0))
+    burst = value.get("burst")
+    burst = per_ip if burst is None else _positive(f"{name}[burst]", burst, 1.0)
+    return HandshakeRate(per_ip, per, burst)
+
+
 def _origins(name: str, value: Any) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -243,6 +356,13 @@ class Options:
         protocols: Subprotocols the server speaks, in order of preference (RFC 6455 §1.9).
         headers: Extra `(name, value)` headers of the 101 response.
         max_connections: Refuse (503) connections beyond this many; None for no limit.
+        rate_limit: A per-connection limit on data messages (`RateLimit`, from its dict form),
+            or a callable `fn(ws) -> dict | None` picking one per connection (called once,
+            after `upgrade` and before `open`); None (the default): off.
+        max_connections_per_ip: Open WebSockets and upgrades in progress allowed from one
+            address (`ws.remote_address`); beyond, HTTP 429 with Retry-After. None: off.
+        handshake_rate: Upgrade attempts allowed per address (`HandshakeRate`, from its dict
+            form); beyond, HTTP 429 with Retry-After. None: off.
         origins: Allowed browser origins ("https://example.com"); None allows any. Requests
             without Origin (non-browser clients) are always allowed.
         handshake_timeout: Time allowed for a client to send its complete upgrade request.
@@ -278,6 +398,9 @@ class Options:
     protocols: tuple[str, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
     max_connections: int | None = None
+    rate_limit: Any = None
+    max_connections_per_ip: int | None = None
+    handshake_rate: HandshakeRate | None = None
     origins: tuple[str, ...] | None = None
     handshake_timeout: float = 10.0
     close_timeout: float = 10.0
@@ -342,6 +465,9 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "protocols": _protocols,
     "headers": _headers,
     "max_connections": _max_connections,
+    "rate_limit": _rate_limit,
+    "max_connections_per_ip": _max_connections,
+    "handshake_rate": _handshake_rate,
     "origins": _origins,
     "handshake_timeout": _seconds,
     "close_timeout": _seconds,
@@ -406,6 +532,7 @@ HANDLER_ARITY: dict[str, int] = {
     "ping": 2,  # ping(ws, data)
     "pong": 2,  # pong(ws, data)
     "upgrade": 1,  # upgrade(req)
+    "limited": 2,  # limited(ws, message): a message dropped by rate_limit (verb's own)
 }
 
 

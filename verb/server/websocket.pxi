@@ -161,14 +161,21 @@ cdef class ServerWebSocket(FrameHandler):
 
     cdef int _send_message(self, object data, object compress, int force_opcode) except -2:
         cdef Py_ssize_t n
+        cdef bytes frame
+        cdef int status
         if type(data) is bytes and force_opcode != OP_TEXT:
             n = PyBytes_GET_SIZE(data)
             if n >= ZERO_COPY_MIN and (self._deflater is None or not wants_compression(
                     compress, n, self.hub.compression_threshold)):
                 # Large and immutable: written after its own header, never copied.
                 return self._queue_parts(frame_header(OP_BINARY, n), data)
-        return self._queue_frame(message_frame(data, force_opcode, self._deflater, compress,
-                                               self.hub.compression_threshold, NULL))
+        frame = message_frame(data, force_opcode, self._deflater, compress,
+                              self.hub.compression_threshold, NULL)
+        status = self._queue_frame(frame)
+        if self._deflater is not None and status != 0 and \
+                (<const unsigned char *>PyBytes_AS_STRING(frame))[0] & 0x40:  # RSV1: compressed
+            self.hub.compressed_bytes_out += PyBytes_GET_SIZE(frame)
+        return status
 
     def send(self, data, compress=None):
         """Send a message: str as text, bytes-like as binary.
@@ -262,6 +269,7 @@ cdef class ServerWebSocket(FrameHandler):
     cdef void _close(self, int code, str reason):
         if self._state != ST_OPEN:
             return
+        self._closed_by_server = True
         self._send_close(code, reason)
         self._close_deadline = self.hub.loop.time() + self.hub.close_timeout
         self._unsubscribe_all()
@@ -287,24 +295,40 @@ cdef class ServerWebSocket(FrameHandler):
         self._state = ST_CLOSED
         self._unsubscribe_all()
         self.hub.websockets.discard(self)
+        self._release_peer()
+        if self._bucket is not None and self._bucket.resume_handle is not None:
+            self._bucket.resume_handle.cancel()
+            self._bucket.resume_handle = None
+        key = (code, SIDE_ABNORMAL if code == CLOSE_ABNORMAL else
+               SIDE_SERVER if self._closed_by_server else SIDE_CLIENT)
+        self.hub.closes[key] = self.hub.closes.get(key, 0) + 1
         if self.hub.h_close is not None:
             self._dispatch(self.hub.h_close, code, reason)
 
     # -- frame events (FrameHandler) ----------------------------------------------------------------
 
     cdef int on_text(self, str text) except -1:
-        self.hub.messages_in += 1
-        if self._state == ST_OPEN and self.hub.h_message is not None:
-            self._dispatch(self.hub.h_message, text, None)
+        cdef Hub hub = self.hub
+        hub.messages_in += 1
+        hub.compressed_bytes_in += self.parser.compressed_size
+        if self._bucket is not None and not self._bucket.admit(self.parser.message_size):
+            return self._over_limit(text)
+        if self._state == ST_OPEN and hub.h_message is not None:
+            self._dispatch(hub.h_message, text, None)
         return 0
-
     cdef int on_binary(self, bytes data) except -1:
-        self.hub.messages_in += 1
-        if self._state == ST_OPEN and self.hub.h_message is not None:
-            self._dispatch(self.hub.h_message, data, None)
+        cdef Hub hub = self.hub
+        hub.messages_in += 1
+        hub.compressed_bytes_in += self.parser.compressed_size
+        if self._bucket is not None and not self._bucket.admit(self.parser.message_size):
+            return self._over_limit(data)
+        if self._state == ST_OPEN and hub.h_message is not None:
+            self._dispatch(hub.h_message, data, None)
         return 0
 
     cdef int on_ping(self, bytes data) except -1:
+        if self._bucket is not None and not self._bucket.admit_control():
+            return self._over_limit(None)
         if self._state == ST_OPEN:
             self._queue_frame(control_frame(OP_PONG, data, NULL))  # RFC 6455 section 5.5.2
         if self.hub.h_ping is not None:
@@ -312,7 +336,11 @@ cdef class ServerWebSocket(FrameHandler):
         return 0
 
     cdef int on_pong(self, bytes data) except -1:
-        self._ping_sent = False
+        if self._bucket is not None and not self._bucket.admit_control():
+            return self._over_limit(None)
+        if self._ping_sent_at > 0:
+            self.hub.observe_rtt(monotonic() - self._ping_sent_at)
+            self._ping_sent_at = 0
         if self.hub.h_pong is not None:
             self._dispatch(self.hub.h_pong, data, None)
         if self._listeners is not None:
@@ -330,6 +358,7 @@ cdef class ServerWebSocket(FrameHandler):
 
     cdef int on_protocol_error(self, int code, str reason) except -1:
         if self._state == ST_OPEN:
+            self._closed_by_server = True
             self._send_close(code, reason)
         self._closed_by_peer_or_error(code, reason)
         return 0
@@ -348,8 +377,8 @@ cdef class ServerWebSocket(FrameHandler):
         cdef double idle = now - self._last_activity
         if idle >= hub.idle_timeout:
             self._close(CLOSE_GOING_AWAY, "idle timeout")
-        elif hub.send_pings and not self._ping_sent and idle >= hub.idle_timeout / 2:
-            self._ping_sent = True
+        elif hub.send_pings and self._ping_sent_at == 0 and idle >= hub.idle_timeout / 2:
+            self._ping_sent_at = monotonic()
             self._queue_frame(control_frame(OP_PING, b"", NULL))
 
     # -- handler dispatch: sync handlers run at once; async ones in order, per connection ---------
@@ -392,7 +421,8 @@ cdef class ServerWebSocket(FrameHandler):
                     self._call_failed(h, exc)
                 if self._reading_paused and len(self._pending) < MAX_PENDING_EVENTS // 2:
                     self._reading_paused = False
-                    if self.transport is not None and self._state != ST_CLOSED:
+                    if self.transport is not None and self._state != ST_CLOSED and \
+                            not self.parser.paused:  # else the rate limit resumes it
                         self.transport.resume_reading()
                 self.hub._flush()
         finally:
@@ -401,6 +431,7 @@ cdef class ServerWebSocket(FrameHandler):
     cdef void _call_failed(self, _Handler h, object exc):
         """The one boundary for exceptions from user handlers."""
         cdef _Handler on_error = self.hub.h_error
+        self.hub.handler_errors += 1
         if on_error is not None and h is not on_error:
             try:
                 result = _invoke(on_error, self, exc, None)
@@ -426,7 +457,7 @@ cdef class ServerWebSocket(FrameHandler):
         try:
             self._last_activity = hub.now
             if self.parser is not None:
-                self.parser.feed_buffer(<unsigned char *><char *>hub._read_buffer, nbytes)
+                self._feed(<unsigned char *><char *>hub._read_buffer, nbytes)
         except Exception:
             log.exception("verb: connection failed")
             self._abort()
@@ -477,6 +508,103 @@ cdef class ServerWebSocket(FrameHandler):
         self._listeners.setdefault(event, []).append(Handler(fn, "pong listener", 1))
         return self
 
+    # -- input and rate limits (the buckets are in limits.pxi) ------------------------------------
+
+    cdef int _feed(self, const unsigned char *data, Py_ssize_t n) except -1:
+        """Parse `n` bytes of input; what a rate-limit pause leaves unparsed is kept (at most
+        MAX_UNPARSED bytes) until the bucket refills."""
+        cdef Py_ssize_t taken
+        cdef _Bucket bucket = self._bucket
+        if bucket is not None and bucket.unparsed is not None:
+            # Paused, yet the transport delivered more (TLS may): queue it behind the rest.
+            bucket.unparsed += PyBytes_FromStringAndSize(<const char *>data, n)
+            if len(bucket.unparsed) > MAX_UNPARSED:
+                bucket.unparsed = None
+                self._close(CLOSE_POLICY_VIOLATION, bucket.describe())
+            return 0
+        taken = self.parser.feed_buffer(<unsigned char *>data, n)
+        if taken < n and self.parser is not None and bucket is not None:
+            bucket.unparsed = bytearray(PyBytes_FromStringAndSize(<const char *>data + taken,
+                                                                  n - taken))
+        return 0
+
+    cdef int _over_limit(self, object message) except -1:
+        """A message (None: a control frame) over the connection's rate limit."""
+        cdef Hub hub = self.hub
+        cdef _Bucket bucket = self._bucket
+        cdef double now
+        if self._state != ST_OPEN:
+            return 0
+        if bucket.action == ACTION_CLOSE:
+            hub.limited_closes += 1
+            self._close(CLOSE_POLICY_VIOLATION,
+                        "rate limit exceeded: control frames" if message is None
+                        else bucket.describe())
+        elif bucket.action == ACTION_DROP or message is None:
+            # Control frames over their allowance are dropped whatever the action: a paused
+            # connection must not hold them, and a flood of pings gets no pongs.
+            hub.limited_drops += 1
+            now = monotonic()
+            if message is not None and hub.h_limited is not None and \
+                    now - bucket.limited_at >= 1.0:
+                bucket.limited_at = now
+                self._dispatch(hub.h_limited, message, None)
+        else:
+            hub.limited_pauses += 1
+            bucket.held = message
+            self.parser.pause()
+            if self.transport is not None:
+                self.transport.pause_reading()
+            bucket.resume_handle = hub.loop.call_later(
+                bucket.wait(self.parser.message_size), self._resume_limited)
+        return 0
+
+    def _resume_limited(self):
+        """The paused connection's bucket has refilled: deliver the held message, parse what
+        was left unparsed, and read again unless that paused it once more."""
+        cdef _Bucket bucket = self._bucket
+        cdef Hub hub = self.hub
+        cdef bytearray rest
+        cdef Py_ssize_t size
+        bucket.resume_handle = None
+        if self._state != ST_OPEN or self.parser is None:
+            return
+        message = bucket.held
+        size = len(message) if type(message) is bytes else len((<str>message).encode("utf-8"))
+        if not bucket.admit(size):
+            bucket.resume_handle = hub.loop.call_later(bucket.wait(size), self._resume_limited)
+            return
+        bucket.held = None
+        self.parser.resume()
+        hub._reading += 1
+        try:
+            if hub.h_message is not None:
+                self._dispatch(hub.h_message, message, None)
+            rest = bucket.unparsed
+            bucket.unparsed = None
+            if rest and self.parser is not None:
+                self._feed(<const unsigned char *>PyByteArray_AS_STRING(rest), len(rest))
+        finally:
+            hub._reading -= 1
+            if hub._reading == 0:
+                hub._flush()
+        if self.transport is not None and self.parser is not None and \
+                not self.parser.paused and not self._reading_paused:
+            self.transport.resume_reading()
+
+    cdef int _set_rate_limit(self, object limit) except -1:
+        """Limit this connection by `limit` (a RateLimit, a dict of its form, or None)."""
+        if limit is None:
+            self._bucket = None
+            return 0
+        self._bucket = _Bucket(RateLimit.from_dict("rate_limit", limit), monotonic())
+        return 0
+
+    cdef void _release_peer(self):
+        if self._peer is not None:
+            self.hub.peers.release(self.remote_address, self._peer)
+            self._peer = None
+
 
 cdef class _Cork:
     cdef ServerWebSocket ws
@@ -498,10 +626,11 @@ cdef class _Cork:
 
 cdef ServerWebSocket open_websocket(Hub hub, object transport, object subprotocol,
                                     object deflate_params, object data, bytes handshake,
-                                    object remote_address, bytes rest):
+                                    object remote_address, bytes rest, _Peer peer):
     """The one place a WebSocket is made: after the 101 answer went out on `transport`, a new
-    OPEN WebSocket takes the transport over, joins the hub, gets its `open` event, then parses
-    `rest` (bytes that arrived behind the upgrade request).
+    OPEN WebSocket takes the transport over, joins the hub, gets its rate limit (the
+    `rate_limit` callable runs here, after `upgrade`, before `open`), its `open` event, then
+    parses `rest` (bytes that arrived behind the upgrade request).
 
     Args:
         subprotocol: the subprotocol agreed, or None.
@@ -509,7 +638,9 @@ cdef ServerWebSocket open_websocket(Hub hub, object transport, object subprotoco
         data: what the upgrade handler returned (None or True: `ws.data` starts as a dict).
         handshake: the upgrade request, packed (see `ServerWebSocket.request`).
         remote_address: the client's address (after trust_proxy).
+        peer: its entry in hub.peers, which the WebSocket releases when it closes (or None).
     """
+    cdef bytearray buf
     cdef ServerWebSocket ws = WebSocketProtocol.__new__(WebSocketProtocol)
     ws.hub = hub
     ws._run_start = ws._run_end = -1
@@ -524,12 +655,24 @@ cdef ServerWebSocket open_websocket(Hub hub, object transport, object subprotoco
     ws._last_activity = hub.now
     if deflate_params is not None:
         _enable_deflate(hub, ws, deflate_params)
+    ws._peer = peer
     transport.set_protocol(ws)
     hub.websockets.add(ws)
-    if hub.h_open is not None:
+    hub.count_handshake(101)
+    limit = hub.rate_limit
+    if limit is not None:
+        if type(limit) is RateLimit:
+            ws._bucket = _Bucket(limit, monotonic())
+        else:
+            try:
+                ws._set_rate_limit(limit(ws))
+            except Exception as exc:
+                ws._call_failed(None, exc)  # the error handler, then 1011
+    if hub.h_open is not None and ws._state == ST_OPEN:
         ws._dispatch(hub.h_open, None, None)
     if rest and ws.parser is not None:
-        ws.parser.feed(rest)
+        buf = bytearray(rest)  # parsed in place: a copy of ours
+        ws._feed(<const unsigned char *>PyByteArray_AS_STRING(buf), len(buf))
     return ws
 
 
