@@ -659,3 +659,34 @@ def test_connection_management_inactivity_cleanup(examples, monkeypatch):
             assert recv_json(active) == {"type": "ack", "received": "still here"}
             assert len(example.connections) == 1
             assert example.stats["timed_out"] == 1
+
+
+# --- limited_chat.py ------------------------------------------------------------------------
+
+
+def test_limited_chat_limits_each_user_and_serves_metrics(examples, monkeypatch):
+    monkeypatch.setenv("MESSAGES_PER_SECOND", "2")  # bursts of 4
+    monkeypatch.setenv("CONNECTIONS_PER_IP", "3")
+    example = examples.load("limited_chat")
+    with example.app.run_in_thread() as server:
+        with ws_connect(server, "/?user=bob") as bob, ws_connect(server, "/?user=admin") as admin:
+            for i in range(10):
+                bob.send(f"b{i}")
+            got = [recv_json(bob) for _ in range(5)]  # 4 chats and one "limited"
+            assert [m["text"] for m in got if m["type"] == "chat"] == ["b0", "b1", "b2", "b3"]
+            assert {"type": "limited", "retry": "slow down"} in got
+            for i in range(10):  # the admin is not limited
+                admin.send(f"a{i}")
+            texts = []
+            while len(texts) < 14:  # bob's 4 and the admin's 10, in the admin's view
+                texts.append(recv_json(admin)["text"])
+            assert texts[4:] == [f"a{i}" for i in range(10)]
+            with ws_connect(server, "/?user=carol"):
+                with pytest.raises(InvalidStatus) as info:
+                    with ws_connect(server, "/?user=dave"):
+                        pass
+                assert info.value.response.status_code == 429
+        response = request(server, "GET", "/metrics")
+    assert response.status == 200
+    assert 'verb_rate_limited_total{action="drop"} 6.0' in response.text
+    assert 'verb_handshakes_total{outcome="rejected",status="429"} 1.0' in response.text
