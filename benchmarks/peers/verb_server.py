@@ -2,8 +2,13 @@
 
     python benchmarks/peers/verb_server.py --port 9001 [--mode echo|broadcast]
         [--compression off|shared|dedicated]
+
+VERB_BENCH_RATE_LIMIT, when set, is a JSON rate_limit option (e.g. '{"messages": 1e9}', a
+limit never hit): a variant whose interpreter is a wrapper that sets it measures what a
+configured limit costs (benchmarks/README.md).
 """
 
+import json
 import os
 import sys
 
@@ -23,6 +28,8 @@ def main():
         max_payload_length=MAX_SIZE,
         max_connections=None,
     )
+    if os.environ.get("VERB_BENCH_RATE_LIMIT"):
+        options["rate_limit"] = json.loads(os.environ["VERB_BENCH_RATE_LIMIT"])
     if args.mode == "echo":
         app.websocket(message=lambda ws, message: ws.send(message), **options)
     else:
