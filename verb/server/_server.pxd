@@ -50,6 +50,7 @@ cdef class _Bucket:
     cdef double limited_at         # when the `limited` handler was last called ("drop")
     # "pause": the message waiting for tokens, the input left unparsed, the resume timer.
     cdef object held
+    cdef Py_ssize_t held_size
     cdef bytearray unparsed
     cdef object resume_handle
 
@@ -262,7 +263,7 @@ cdef class ConnectionBase(HubConnection):
 
     cdef void _reset_request(self)
     cdef void _feed_http(self, bytes data)
-    cdef void _reply_error(self, int status, object message)
+    cdef void _reply_error(self, int status, object message, object headers=*)
     cdef object _make_request(self, bytes method, str http_version)
     cdef void _handle_http(self, object request, bint keep_alive)
     cdef void _http_failed(self, object request, object response, object exc, bint keep_alive)

@@ -111,9 +111,9 @@ cdef class ConnectionBase(HubConnection):
         if self._error_status:
             self._reply_error(self._error_status, None)
 
-    cdef void _reply_error(self, int status, object message):
+    cdef void _reply_error(self, int status, object message, object headers=None):
         if self.transport is not None:
-            self.transport.write(error_response(status, message))
+            self.transport.write(error_response(status, message, headers))
             self.transport.close()
         self.mode = MODE_CLOSED
 
@@ -300,10 +300,7 @@ cdef class ConnectionBase(HubConnection):
         """Answer an upgrade with an error status, counted, and close."""
         self.hub.count_handshake(status)
         self._release_peer()
-        if self.transport is not None:
-            self.transport.write(error_response(status, message, headers))
-            self.transport.close()
-        self.mode = MODE_CLOSED
+        self._reply_error(status, message, headers)
 
     cdef void _release_peer(self):
         if self._peer is not None:

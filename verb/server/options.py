@@ -209,18 +209,9 @@ class RateLimit:
         """Check the dict form (keys as in the class); raise naming `name` and the value."""
         if isinstance(value, RateLimit):
             return value
-        if not isinstance(value, Mapping):
-            raise TypeError(f"{name} must be a dict like {{\"messages\": 100, \"per\": 1.0}}, "
-                            f"a callable or None, got {_describe(value)}")
-        for key in value:
-            if key not in _RATE_LIMIT_KEYS:
-                raise TypeError(f"{name}: {_unknown_name(str(key), 'key', _RATE_LIMIT_KEYS)}")
-        if "messages" not in value:
-            raise TypeError(f'{name} needs "messages" (how many per "per" seconds)')
-        messages = _positive(f"{name}[messages]", value["messages"])
-        per = _positive(f"{name}[per]", value.get("per", 1.0))
-        burst = value.get("burst")
-        burst = messages if burst is None else _positive(f"{name}[burst]", burst, 1.0)
+        messages, per, burst = _bucket_dict(
+            name, value, _RATE_LIMIT_KEYS, "messages", '{"messages": 100, "per": 1.0}',
+            ", a callable or None")
         nbytes = value.get("bytes")
         nbytes = None if nbytes is None else _positive(f"{name}[bytes]", nbytes)
         burst_bytes = value.get("burst_bytes")
@@ -267,19 +258,26 @@ def _rate_limit(name: str, value: Any) -> RateLimit | Callable[..., Any] | None:
 def _handshake_rate(name: str, value: Any) -> HandshakeRate | None:
     if value is None or isinstance(value, HandshakeRate):
         return value
+    return HandshakeRate(*_bucket_dict(name, value, _HANDSHAKE_RATE_KEYS, "per_ip",
+                                       '{"per_ip": 10, "per": 1.0, "burst": 20}', " or None"))
+
+
+def _bucket_dict(name: str, value: Any, keys: tuple[str, ...], rate_key: str, example: str,
+                 otherwise: str) -> tuple[float, float, float]:
+    """The checked (rate, per, burst) of a token bucket's dict form, whose other keys (of
+    `keys`) the caller reads; burst defaults to the rate."""
     if not isinstance(value, Mapping):
-        raise TypeError(f'{name} must be a dict like {{"per_ip": 10, "per": 1.0, "burst": 20}} '
-                        f"or None, got {_describe(value)}")
+        raise TypeError(f"{name} must be a dict like {example}{otherwise}, "
+                        f"got {_describe(value)}")
     for key in value:
-        if key not in _HANDSHAKE_RATE_KEYS:
-            raise TypeError(f"{name}: {_unknown_name(str(key), 'key', _HANDSHAKE_RATE_KEYS)}")
-    if "per_ip" not in value:
-        raise TypeError(f'{name} needs "per_ip" (upgrades per "per" seconds)')
-    per_ip = _positive(f"{name}[per_ip]", value["per_ip"])
+        if key not in keys:
+            raise TypeError(f"{name}: {_unknown_name(str(key), 'key', keys)}")
+    if rate_key not in value:
+        raise TypeError(f'{name} needs "{rate_key}" (how many per "per" seconds)')
+    rate = _positive(f"{name}[{rate_key}]", value[rate_key])
     per = _positive(f"{name}[per]", value.get("per", 1.0))
     burst = value.get("burst")
-    burst = per_ip if burst is None else _positive(f"{name}[burst]", burst, 1.0)
-    return HandshakeRate(per_ip, per, burst)
+    return rate, per, rate if burst is None else _positive(f"{name}[burst]", burst, 1.0)
 
 
 def _origins(name: str, value: Any) -> tuple[str, ...] | None:

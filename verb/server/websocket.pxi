@@ -552,6 +552,7 @@ cdef class ServerWebSocket(FrameHandler):
         else:
             hub.limited_pauses += 1
             bucket.held = message
+            bucket.held_size = self.parser.message_size
             self.parser.pause()
             if self.transport is not None:
                 self.transport.pause_reading()
@@ -565,14 +566,13 @@ cdef class ServerWebSocket(FrameHandler):
         cdef _Bucket bucket = self._bucket
         cdef Hub hub = self.hub
         cdef bytearray rest
-        cdef Py_ssize_t size
         bucket.resume_handle = None
         if self._state != ST_OPEN or self.parser is None:
             return
         message = bucket.held
-        size = len(message) if type(message) is bytes else len((<str>message).encode("utf-8"))
-        if not bucket.admit(size):
-            bucket.resume_handle = hub.loop.call_later(bucket.wait(size), self._resume_limited)
+        if not bucket.admit(bucket.held_size):
+            bucket.resume_handle = hub.loop.call_later(bucket.wait(bucket.held_size),
+                                                       self._resume_limited)
             return
         bucket.held = None
         self.parser.resume()
