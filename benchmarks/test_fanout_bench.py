@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from cluster import RedisServer, VerbProcess, wait_until
+from support.cluster import RedisServer, VerbProcess, wait_until
 
 SUBSCRIBERS = int(os.environ.get("VERB_FANOUT_SUBSCRIBERS", "1000"))
 PUBLISHES = int(os.environ.get("VERB_FANOUT_PUBLISHES", "200"))

@@ -1,4 +1,4 @@
-"""Fuzz the HTTP side of an upgrade: httptools -> verb.http -> verb.handshake -> extensions.
+"""Fuzz the HTTP side of an upgrade: httptools -> verb.server.http -> verb.core.handshake -> extensions.
 
 The request goes through what the connection layer does with it (verb/server/connection.pxi: httptools'
 HttpRequestParser, then `Request`/`Headers`), then through every check of the opening handshake

@@ -1,4 +1,4 @@
-"""Tests of verb.http: headers, requests, responses, errors and the shared grammar helpers."""
+"""Tests of verb.server.http and verb.core.headers: headers, requests, responses, errors and the shared grammar helpers."""
 
 import httptools
 import orjson

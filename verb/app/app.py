@@ -67,7 +67,7 @@ def create_server(protocol=ServerProtocol.HTTP, *, tls=None, **options) -> App:
         protocol: a `ServerProtocol` or its value ("http", "https", "websocket", "websockets").
         tls: for HTTPS/WEBSOCKETS: {"cert": path or PEM text, "key": path or PEM text,
             "passphrase": optional}, or an `ssl.SSLContext`.
-        **options: server-wide options (see `verb.options.Options`), e.g. max_body.
+        **options: server-wide options (see `verb.server.options.Options`), e.g. max_body.
     """
     return App(ServerProtocol(protocol), tls, Options.from_kwargs(**options))
 

@@ -1,7 +1,7 @@
 """HTTP routing, Express/Verb style: route patterns, middleware chains, dispatch.
 
 Sans-I/O: `Router.dispatch(req, res)` runs the middleware and the route handler that apply to a
-`verb.http.Request` and leaves the answer in a `verb.http.Response`. It returns None when
+`verb.server.http.Request` and leaves the answer in a `verb.server.http.Response`. It returns None when
 everything ran synchronously, or an awaitable when some handler or middleware was async; the
 connection layer awaits it only then, so an all-sync chain creates no coroutine.
 

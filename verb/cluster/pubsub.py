@@ -6,7 +6,7 @@ A `Broker` carries publishes between processes. Its interface is small: `subscri
 through which it hands messages from other processes to the app.
 
 - `InProcessBroker` is the embedded default: the Hub's topic table (compiled, in
-  `verb/_protocol.pyx`) is the whole broker, and `app.publish` goes straight to it; nothing
+  `verb/server/hub.pxi`) is the whole broker, and `app.publish` goes straight to it; nothing
   leaves the process.
 - `RedisBroker` uses Redis pub/sub (redis-py's asyncio client, hiredis when installed), as
   Socket.IO's Redis adapter and Django Channels do. Chosen with

@@ -1,7 +1,7 @@
 """Python event objects of the frame core, for tests, tools and the pure-Python adapter.
 
 The hot path never builds these: the connection layer receives events through the compiled
-`FrameHandler` callbacks. `verb._frame.EventCollector` turns those callbacks into these objects so
+`FrameHandler` callbacks. `verb.core._frame.EventCollector` turns those callbacks into these objects so
 tests can compare the compiled parser with a slow reference parser event by event.
 """
 

@@ -96,7 +96,7 @@ def check_request(method: str, http_version: str, headers: Headers, options: Any
         method: The request method.
         http_version: "1.1", "1.0", ...
         headers: The request headers.
-        options: The `verb.options.Options` of the route (only `origins` is read).
+        options: The `verb.server.options.Options` of the route (only `origins` is read).
 
     Returns:
         The validated Sec-WebSocket-Key, for `build_response`.
