@@ -198,3 +198,14 @@ def test_unusable_variant_stops_the_run_at_start(tmp_path):
     assert "--variant gone=" in done.stderr and "no such interpreter" in done.stderr
     assert "--variant bare=" in done.stderr and "cannot import verb" in done.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_callgrind_echo_session_against_a_limited_peer():
+    """callgrind_echo.py's client and peer plumbing (without valgrind, which CI lacks): the peer
+    given a never-hit VERB_BENCH_RATE_LIMIT echoes every message of an exact-count session."""
+    import callgrind_echo
+
+    port = callgrind_echo.free_port()
+    with callgrind_echo.peer_server(sys.executable, json.dumps({"messages": 1e9}), port) as server:
+        callgrind_echo.echo_session(port, 200, 1024)  # raises on a missing or changed echo
+        assert server.poll() is None

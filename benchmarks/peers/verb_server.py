@@ -16,9 +16,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import MAX_SIZE, TOPIC, parse_args, parse_go, payloads, raise_nofile  # noqa: E402
 
 
-def main():
-    args = parse_args("verb benchmark peer", compression=True)
-    raise_nofile()
+def build_app(args):
+    """The peer's app for `args` (parse_args), not yet listening (verb_scrape_server.py adds
+    to it)."""
     from verb import ServerProtocol, create_server
 
     app = create_server(ServerProtocol.WEBSOCKET)
@@ -49,7 +49,13 @@ def main():
                         app.publish(TOPIC, payload)
 
         app.websocket(open=on_open, message=on_message, **options)
-    app.listen(args.port, host=args.host)
+    return app
+
+
+def main():
+    args = parse_args("verb benchmark peer", compression=True)
+    raise_nofile()
+    build_app(args).listen(args.port, host=args.host)
 
 
 if __name__ == "__main__":
