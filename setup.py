@@ -45,7 +45,7 @@ COMPILER_DIRECTIVES = {
 # The compiled modules: the sans-I/O core, then the connection layer, then the client.
 # verb.server._server includes its parts (hub.pxi, websocket.pxi, connection.pxi).
 EXTENSIONS = ["verb.core._mask", "verb.core._utf8", "verb.core._frame", "verb.core._deflate",
-              "verb.server._server", "verb.client._client"]
+              "verb.server._server", "verb.client._client", "verb.asgi._asgi"]
 # System libraries a module links against (module name -> library names).
 LIBRARIES = {"verb.core._deflate": ["z"]}
 # Where the C kernels (*_kernel.h) that the core's .pxd files declare are found.

@@ -20,7 +20,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "verb"
 
-LAYERS = {"core": 0, "server": 1, "app": 2, "client": 2, "cluster": 2}
+LAYERS = {"core": 0, "server": 1, "app": 2, "client": 2, "cluster": 2, "asgi": 2}
 TOP = 3  # verb/__init__.py and the modules beside it: entry points and re-exports
 
 _CYTHON_IMPORT = re.compile(

@@ -2,6 +2,7 @@
 
     verb run app.py[:app] [--host HOST] [--port PORT] [--workers N] [--broker URL]
     verb demo [--host HOST] [--port PORT] [--workers N] [--broker URL]
+    verb asgi MODULE:APP [uvicorn's flags]   (see verb.asgi.cli)
 
 `run` executes the script as __main__. Its own `app.listen(...)` call serves, with `--port`
 (or VERB_PORT) overriding the port it passes and `--host` (or VERB_HOST) the host. A script that
@@ -22,6 +23,7 @@ import runpy
 import sys
 
 from verb.app import app as app_module
+from verb.asgi import cli as asgi_cli
 from verb.cluster.pubsub import BrokerUnavailable
 from verb.cluster.workers import WorkersError
 
@@ -32,6 +34,9 @@ def main(argv=None) -> int:
     run = commands.add_parser("run", help="serve a Python program written with verb")
     run.add_argument("target", help="path to the program, optionally :name of its app object")
     demo = commands.add_parser("demo", help="serve the chat demo")
+    asgi = commands.add_parser("asgi", help="serve an ASGI app (FastAPI, Starlette, Django "
+                               "Channels, ...) on verb's engine; flags as uvicorn's")
+    asgi_cli.add_arguments(asgi)
     for command in (run, demo):
         command.add_argument("--host", default=None, help="address to bind (default: the "
                              "program's, else localhost)")
@@ -48,6 +53,8 @@ def main(argv=None) -> int:
         command.add_argument("--log-level", default="info",
                              choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
+    if args.command == "asgi":
+        return asgi_cli.main(args, asgi)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if args.port is not None:
         os.environ["VERB_PORT"] = str(args.port)

@@ -276,4 +276,5 @@ cdef class ConnectionBase(HubConnection):
     cdef void _upgrade_refused(self, object exc)
     cdef void _accept(self, object request, str key, object data)
     cdef void _open_websocket(self, str key, object subprotocol, object extension,
-                              object params, object data, object remote_address)
+                              object params, object data, object remote_address,
+                              object headers)

@@ -238,7 +238,8 @@ cdef class ConnectionBase(HubConnection):
             if key is not None:
                 if not self._refused_at_capacity() and \
                         not self._refused_for_address(self.remote_address):
-                    self._open_websocket(key, None, None, None, None, self.remote_address)
+                    self._open_websocket(key, None, None, None, None, self.remote_address,
+                                         hub.options.headers)
                 return
         request = self._make_request(self._method, self._http_version)
         self._upgrade_request[0] = request
@@ -343,16 +344,18 @@ cdef class ConnectionBase(HubConnection):
                 if negotiated is not None:
                     extension, params = negotiated
         self._open_websocket(key, subprotocol, extension, params, data,
-                             request.ip if options.trust_proxy else self.remote_address)
+                             request.ip if options.trust_proxy else self.remote_address,
+                             options.headers)
 
     cdef void _open_websocket(self, str key, object subprotocol, object extension,
-                              object params, object data, object remote_address):
-        """Answer 101 and hand the transport to a new WebSocket (RFC 6455 section 4.2.2)."""
+                              object params, object data, object remote_address,
+                              object headers):
+        """Answer 101 (with `headers`, (name, value) str pairs) and hand the transport to a
+        new WebSocket (RFC 6455 section 4.2.2)."""
         cdef Hub hub = self.hub
         if self.transport is None:
             return
-        self.transport.write(_handshake.build_response(key, subprotocol, extension,
-                                                       hub.options.headers))
+        self.transport.write(_handshake.build_response(key, subprotocol, extension, headers))
         transport = self.transport
         handshake = _pack_request(self._method, self._url, self._http_version, self._headers,
                                   self.remote_address)

@@ -35,6 +35,7 @@ __all__ = [
     "Response",
     "decode_path_segment",
     "error_response",
+    "status_line",
 ]
 
 HeaderPairs = Iterable[tuple[Union[str, bytes], Union[str, bytes]]]
@@ -42,7 +43,8 @@ HeaderPairs = Iterable[tuple[Union[str, bytes], Union[str, bytes]]]
 _STATUS_LINES: dict[int, bytes] = {}
 
 
-def _status_line(status: int) -> bytes:
+def status_line(status: int) -> bytes:
+    """`HTTP/1.1 <status> <reason>\\r\\n`, encoded once per status."""
     line = _STATUS_LINES.get(status)
     if line is None:
         line = f"HTTP/1.1 {status} {reason_phrase(status)}\r\n".encode("latin-1")
@@ -72,7 +74,7 @@ def error_response(
     """
     status = check_status(status)
     body = ((reason_phrase(status) if message is None else str(message)) + "\n").encode("utf-8")
-    lines = [_status_line(status)]
+    lines = [status_line(status)]
     for name, value in check_extra_headers(headers):
         lines.append(f"{name}: {value}\r\n".encode("latin-1"))
     lines.append(b"Content-Type: text/plain; charset=utf-8\r\n")
@@ -540,7 +542,7 @@ class Response:
             Status line, headers, blank line and body.
         """
         status = self.status_code
-        lines = [_status_line(status)]
+        lines = [status_line(status)]
         for name, value in self._headers:
             lines.append(f"{name}: {value}\r\n".encode("latin-1"))
         has_body = status >= 200 and status not in _NO_BODY_STATUSES

@@ -349,10 +349,13 @@ cdef class ServerWebSocket(FrameHandler):
         return 0
 
     cdef int on_close(self, int code, str reason) except -1:
-        # RFC 6455 section 5.5.1: answer with a close frame (echoing the code), then the
-        # server closes the TCP connection (section 7.1.1).
+        # RFC 6455 section 5.5.1: answer with a close frame echoing the code and reason (as
+        # websockets and uvicorn do), then the server closes the TCP connection (7.1.1).
         if self._state == ST_OPEN:
-            self._send_close(CLOSE_NORMAL if code == CLOSE_NO_STATUS else code, "")
+            if code == CLOSE_NO_STATUS:
+                self._send_close(CLOSE_NORMAL, "")
+            else:
+                self._send_close(code, reason)
         self._closed_by_peer_or_error(code, reason)
         return 0
 

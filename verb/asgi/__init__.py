@@ -1,0 +1,11 @@
+"""The ASGI front-end: FastAPI, Starlette, Django Channels and other ASGI apps on verb's engine.
+
+`verb asgi MODULE:APP` (or `verb.asgi.run(app, ...)`) serves an ASGI app. Layer: above
+`verb.server` (it drives the shared connection layer and its hub) and `verb.core`; beside
+`verb.app`, which it does not import.
+"""
+
+from verb.asgi._asgi import ClientDisconnected
+from verb.asgi.server import Config, load_app, run, serve
+
+__all__ = ["ClientDisconnected", "Config", "load_app", "run", "serve"]
