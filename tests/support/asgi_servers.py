@@ -20,6 +20,9 @@ SERVERS = {
     "uvicorn": lambda target, port, extra: [
         sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
         "--ws", "websockets-sansio", "--http", "httptools", "--loop", "uvloop", *extra],
+    "uvicorn+verb": lambda target, port, extra: [
+        sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
+        "--ws", "verb.asgi:WebSocketProtocol", "--http", "httptools", "--loop", "uvloop", *extra],
     "verb": lambda target, port, extra: [
         sys.executable, "-m", "verb", "asgi", target, "--host", "127.0.0.1", "--port",
         str(port), *extra],
