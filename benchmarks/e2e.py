@@ -71,8 +71,19 @@ BUN_PREFIX = HERE / ".bun"
 
 SERVER_CPU, CLIENT_CPU = 0, 1
 ALL_SERVERS = ["verb", "picows", "websockets", "aiohttp", "bun", "c"]
+# One Starlette app (peers/asgi_server.py) under each ASGI server; not in the default run
+# (--servers asgi-verb,asgi-uvicorn,...); echo, handshake and idle workloads, no broadcast.
+ASGI_SERVERS = ["asgi-verb", "asgi-uvicorn-verb", "asgi-uvicorn", "asgi-uvicorn-wsproto",
+                "asgi-granian", "asgi-hypercorn", "asgi-daphne"]
+ASGI_MODULES = {"verb": "verb.asgi", "uvicorn-verb": "uvicorn", "uvicorn": "uvicorn",
+                "uvicorn-wsproto": "wsproto", "granian": "granian", "hypercorn": "hypercorn",
+                "daphne": "daphne"}
 LABELS = {"verb": "verb", "picows": "picows", "websockets": "websockets", "aiohttp": "aiohttp",
-          "bun": "Bun (Bun.serve)", "c": "C epoll (limit)"}
+          "bun": "Bun (Bun.serve)", "c": "C epoll (limit)",
+          "asgi-verb": "Starlette on verb asgi", "asgi-uvicorn-verb": "Starlette on uvicorn "
+          "+ verb ws", "asgi-uvicorn": "Starlette on uvicorn", "asgi-uvicorn-wsproto":
+          "Starlette on uvicorn (wsproto)", "asgi-granian": "Starlette on granian",
+          "asgi-hypercorn": "Starlette on hypercorn", "asgi-daphne": "Starlette on daphne"}
 VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 
 
@@ -157,6 +168,9 @@ def server_command(name: str, build: dict, mode: str, port: int, extra=(),
         return [build["bun"], str(PEERS / "bun_server.ts"), *common]
     if name == "c":
         return [build["cecho"], str(port), "127.0.0.1"]
+    if name.startswith("asgi-"):
+        return [python or sys.executable, str(PEERS / "asgi_server.py"), "--server", name[5:],
+                *common]
     return [python or sys.executable, str(PEERS / f"{name}_server.py"), *common]
 
 
@@ -184,6 +198,13 @@ def available_servers(names, build, variants=()) -> tuple[list[str], dict]:
         elif name == "c" and not build.get("cecho"):
             skipped[name] = "no C compiler"
             continue
+        elif name.startswith("asgi-"):
+            module = ASGI_MODULES[name[5:]]
+            found = subprocess.run([sys.executable, "-c", f"import starlette, {module}"],
+                                   capture_output=True, text=True, cwd=PEERS)
+            if found.returncode != 0:
+                skipped[name] = f"starlette or {module} is not importable: pip install it"
+                continue
         ok.append(name)
     return ok, skipped
 
@@ -973,9 +994,10 @@ def main(argv=None) -> int:
                          f"{', '.join(w.name for w in works)}")
         works = [w for w in works if w.name in wanted]
     wanted_servers = [s for s in args.servers.split(",") if s]
-    unknown = set(wanted_servers) - set(ALL_SERVERS)
+    unknown = set(wanted_servers) - set(ALL_SERVERS) - set(ASGI_SERVERS)
     if unknown:
-        parser.error(f"unknown servers {sorted(unknown)}; known: {', '.join(ALL_SERVERS)}")
+        parser.error(f"unknown servers {sorted(unknown)}; known: "
+                     f"{', '.join(ALL_SERVERS + ASGI_SERVERS)}")
     variant_info = []
     if variants:
         if "verb" not in wanted_servers:
@@ -1023,7 +1045,8 @@ def main(argv=None) -> int:
             order = servers[(rnd + g_index) % len(servers):] + \
                 servers[:(rnd + g_index) % len(servers)]
             for s in order:
-                mine = [w for w in members if w.servers is None or kind(s) in w.servers]
+                mine = [w for w in members if (w.servers is None or kind(s) in w.servers)
+                        and not (group == "broadcast" and s.startswith("asgi-"))]
                 if not mine:
                     continue
                 mode = "broadcast" if group == "broadcast" else "echo"
