@@ -145,3 +145,24 @@ def test_slow_handshake_is_dropped_by_the_server(raw):
     with socket.create_connection(("127.0.0.1", raw.port), timeout=15) as sock:
         sock.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\n")   # and never the rest
         assert sock.recv(4096) == b""
+
+
+def test_metrics_path_is_answered_by_verb_with_the_hub_figures(tmp_path):
+    with AsgiProcess("verb", "apps.raw_app:app", tmp_path, ["--metrics", "/metrics"]) as server:
+        async def talk():
+            async with connect(server.ws_url + "/ws") as ws:
+                for text in ("a", "b", "c"):
+                    await ws.send(text)
+                    assert await ws.recv() == text
+                return exchange(server.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n"
+                                b"Connection: close\r\n\r\n", until=b"verb_event_loop_lag_seconds_count")
+        reply = asyncio.run(talk())
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ") and b"text/plain" in head
+        figures = {line.split(b" ")[0]: float(line.split(b" ")[1]) for line in body.splitlines()
+                   if line and not line.startswith(b"#") and b"{" not in line}
+        assert figures[b"verb_websockets"] == 1
+        assert figures[b"verb_messages_received_total"] == 3
+        # Every other path still reaches the app.
+        assert exchange(server.port, b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n",
+                        until=b"hello").endswith(b"GET /other 0 hello")

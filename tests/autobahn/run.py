@@ -162,14 +162,14 @@ def spec_cases(spec):
 
 
 @contextlib.contextmanager
-def echo_server(mode, log_path, timeout=30):
+def echo_server(mode, log_path, timeout=30, front="verb"):
     """Start tests/autobahn/echo_server.py; yields its port; always stops it (by PID)."""
     env = dict(os.environ)
     env.pop("VERB_PORT", None)  # app.listen honours these; the server must pick its own port
     env.pop("VERB_HOST", None)
     env["PYTHONUNBUFFERED"] = "1"
     log_file = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, str(ECHO_SERVER), mode], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, str(ECHO_SERVER), mode, front], stdout=subprocess.PIPE,
                             stderr=log_file, text=True, env=env)
     try:
         port = []
@@ -228,14 +228,14 @@ def check_case(case_id, result, mode):
     return problems
 
 
-def run_one(wstest, mode, spec, out_dir, timeout):
+def run_one(wstest, mode, spec, out_dir, timeout, front="verb"):
     out_dir = Path(out_dir)
     shutil.rmtree(out_dir, ignore_errors=True)
     (out_dir / "report").mkdir(parents=True)
     cases, exclude = spec_cases(spec)
     log(f"--- compression {mode}, spec {spec} ({out_dir})")
     t0 = time.monotonic()
-    with echo_server(mode, out_dir / "server.log") as (server, port):
+    with echo_server(mode, out_dir / "server.log", front=front) as (server, port):
         spec_file = out_dir / "fuzzingclient.json"
         spec_file.write_text(json.dumps({
             "outdir": str(out_dir / "report"),
@@ -315,6 +315,9 @@ def main(argv=None):
                              "~15+ minutes per compressing mode")
     parser.add_argument("--report-dir", type=Path,
                         help="where the reports go (default: a new temporary directory)")
+    parser.add_argument("--front", choices=["verb", "asgi"], default="verb",
+                        help="the echo server's front-end: verb's API (default) or a Starlette "
+                             "echo under `verb asgi`")
     parser.add_argument("--timeout", type=float,
                         help="seconds per wstest run (default 600, with --full 1800)")
     args = parser.parse_args(argv)
@@ -337,7 +340,8 @@ def main(argv=None):
         wstest = ensure_wstest()
         setup_seconds = time.monotonic() - t0
         for mode, spec in plan:
-            runs.append(run_one(wstest, mode, spec, report_dir / f"{mode}-{spec}", timeout))
+            runs.append(run_one(wstest, mode, spec, report_dir / f"{args.front}-{mode}-{spec}",
+                                timeout, args.front))
     except SetupError as exc:
         if runs:
             print(summary_table(runs))

@@ -29,6 +29,7 @@ from verb.core.headers import Headers
 from verb.server._server cimport (
     MODE_CLOSED, MODE_HTTP, MODE_UPGRADING, ConnectionBase, Hub, ServerWebSocket,
 )
+from verb.server._transport cimport transport_buffered
 from verb.server.http import status_line
 
 log = logging.getLogger("verb.asgi")
@@ -70,10 +71,14 @@ cdef class AsgiConfig:
     cdef readonly bytes server_header    # b"server: verb\r\n", or b"" (--no-server-header)
     cdef readonly bint access_log
     cdef readonly int ws_max_queue
+    cdef readonly str metrics_path       # answered by verb itself (Prometheus), or None
+    cdef readonly object metrics         # () -> (body, content type)
 
     def __init__(self, app, root_path="", state=None, server_header=True, access_log=True,
-                 ws_max_queue=32):
+                 ws_max_queue=32, metrics_path=None, metrics=None):
         self.app = app
+        self.metrics_path = metrics_path
+        self.metrics = metrics
         self.root_path = root_path
         self.state = state if state is not None else {}
         self.server_header = b"server: verb\r\n" if server_header else b""
@@ -288,6 +293,11 @@ cdef class AsgiConnectionBase(ConnectionBase):
         return request
 
     cdef void _handle_http(self, object request, bint keep_alive):
+        cdef AsgiConfig config = self.config
+        if config.metrics_path is not None and \
+                (<HttpRequest>request).scope["path"] == config.metrics_path:
+            self._answer_metrics(keep_alive)
+            return
         cdef HttpCycle cycle = HttpCycle(self, <HttpRequest>request, keep_alive)
         self._busy += 1
         self.cycle = cycle
@@ -335,6 +345,20 @@ cdef class AsgiConnectionBase(ConnectionBase):
         if not self._busy and not self._write_paused and self.transport is not None and \
                 self.mode == MODE_HTTP:
             self.transport.resume_reading()
+
+    cdef void _answer_metrics(self, bint keep_alive):
+        """The Prometheus exposition, answered before the app (--metrics PATH)."""
+        body, content_type = self.config.metrics()
+        if self.transport is None:
+            return
+        self.transport.write(b"".join((
+            status_line(200), b"content-type: ", content_type.encode("latin-1"), b"\r\n",
+            b"content-length: %d\r\n" % len(body), b"cache-control: no-store\r\n",
+            self.config.server_header, _date_header(),
+            b"\r\n" if keep_alive else b"connection: close\r\n\r\n", body)))
+        if not keep_alive:
+            self.transport.close()
+            self.mode = MODE_CLOSED
 
     cdef void _http_error(self, HttpCycle cycle, int status):
         cycle.started = cycle.complete = True
@@ -535,11 +559,34 @@ cdef class AsgiWebSocket:
 
     async def send(self, message):
         kind = message["type"]
+        cdef ServerWebSocket ws
+        if self.state == S_OPEN and kind == "websocket.send":
+            # The hot path: one message, written through the hub's batch.
+            ws = self.ws
+            data = message.get("bytes")
+            if data is None:
+                data = message.get("text")
+                if data is None:
+                    raise RuntimeError("websocket.send needs 'bytes' or 'text'")
+            elif type(data) is not bytes:
+                data = bytes(data)
+            while ws._state == ST_OPEN and _buffered(ws) > WRITE_HIGH_WATER:
+                ws._want_drain = True    # the hub calls on_drain once the peer has read it
+                self.drained = asyncio.get_running_loop().create_future()
+                try:
+                    await self.drained
+                finally:
+                    self.drained = None
+            if ws._state != ST_OPEN:
+                raise ClientDisconnected("cannot send: the WebSocket is closed")
+            ws._send_message(data, None, 0)
+        else:
+            self._send_other(kind, message)
+
+    cdef void _send_other(self, str kind, dict message):
         cdef int state = self.state
         if state == S_OPEN:
-            if kind == "websocket.send":
-                await self._send_data(message)
-            elif kind == "websocket.close":
+            if kind == "websocket.close":
                 self._close(message)
             else:
                 raise RuntimeError(f"Expected ASGI message 'websocket.send' or 'websocket.close', "
@@ -597,26 +644,6 @@ cdef class AsgiWebSocket:
         if conn is not None:
             conn.deny(self.response_status, self.response_headers, b"".join(self.response_body))
 
-    async def _send_data(self, dict message):
-        cdef ServerWebSocket ws = self.ws
-        data = message.get("bytes")
-        if data is None:
-            data = message.get("text")
-            if data is None:
-                raise RuntimeError("websocket.send needs 'bytes' or 'text'")
-        elif not isinstance(data, bytes):
-            data = bytes(data)
-        while ws.buffered_amount > WRITE_HIGH_WATER and ws._state == ST_OPEN:
-            ws._want_drain = True        # the hub calls on_drain once the peer has read it
-            self.drained = asyncio.get_running_loop().create_future()
-            try:
-                await self.drained
-            finally:
-                self.drained = None
-        if ws._state != ST_OPEN:
-            raise ClientDisconnected("cannot send: the WebSocket is closed")
-        ws.send(data)
-
     cdef void _close(self, dict message):
         code = message.get("code")
         reason = message.get("reason") or ""
@@ -627,6 +654,14 @@ cdef class AsgiWebSocket:
             self.disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
             self.push(self.disconnect)
         self.state = S_CLOSED
+
+
+cdef inline Py_ssize_t _buffered(ServerWebSocket ws) except -1:
+    """What waits for the peer: frames queued in the hub, plus the transport's buffer (only
+    looked up when the transport said it is backpressured)."""
+    if ws._backpressured and ws.transport is not None:
+        return ws._out_bytes + transport_buffered(ws.transport)
+    return ws._out_bytes
 
 
 # -- the hub's handlers: the WebSocket's events into the session ---------------------------------

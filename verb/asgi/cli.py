@@ -94,6 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     verb.add_argument("--max-connections-per-ip", type=int, default=None)
     verb.add_argument("--handshake-rate", type=_json, default=None,
                       help='upgrades per address, JSON, e.g. {"per_ip": 10}')
+    verb.add_argument("--metrics", default=None, metavar="PATH",
+                      help="answer PATH (e.g. /metrics) with Prometheus metrics, before the app "
+                      "(per process with --workers)")
 
 
 def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -108,7 +111,7 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "timeout_keep_alive", "timeout_graceful_shutdown", "ssl_keyfile", "ssl_certfile",
         "access_log", "factory", "app_dir", "server_header", "ws_compression",
         "backpressure_limit", "max_connections", "max_body", "rate_limit",
-        "max_connections_per_ip", "handshake_rate")}
+        "max_connections_per_ip", "handshake_rate", "metrics")}
     options["log_level"] = args.log_level
     if args.origins is not None:
         options["origins"] = tuple(o.strip() for o in args.origins.split(",") if o.strip())

@@ -79,6 +79,7 @@ class Config:
     server_header: bool = True
     # verb's own
     ws_compression: str = "shared"            # permessage-deflate mode: shared | dedicated
+    compression_threshold: int | None = None  # smallest message compressed (None: verb's default)
     backpressure_limit: int = 16 * 1024 * 1024
     max_connections: int | None = None
     max_body: int = 16 * 1024 * 1024
@@ -86,6 +87,7 @@ class Config:
     rate_limit: dict | None = None
     max_connections_per_ip: int | None = None
     handshake_rate: dict | None = None
+    metrics: str | None = None                # serve Prometheus metrics at this path
     state: dict = field(default_factory=dict)
 
     def options(self) -> Options:
@@ -98,6 +100,8 @@ class Config:
             idle_timeout=interval + timeout if interval > 0 else 0,
             send_pings=interval > 0,
             compression=self.ws_compression if self.ws_per_message_deflate else None,
+            **({} if self.compression_threshold is None
+               else {"compression_threshold": self.compression_threshold}),
             backpressure_limit=self.backpressure_limit,
             max_connections=self.max_connections if self.max_connections is not None
             else self.limit_concurrency,
@@ -236,6 +240,7 @@ class Server:
         self.server = None
         self.lifespan = None
         self.sock = None
+        self.lag = None
 
     @staticmethod
     def _handlers() -> Handlers:
@@ -271,14 +276,29 @@ class Server:
         self.lifespan = Lifespan(self.app, config.lifespan, config.state)
         await self.lifespan.startup()
         options = config.options()
-        shared = AsgiConfig(self.app, config.root_path, config.state, config.server_header,
-                            config.access_log, config.ws_max_queue)
         self.hub = hub = Hub(loop, options, self._handlers(), None)
+        shared = AsgiConfig(self.app, config.root_path, config.state, config.server_header,
+                            config.access_log, config.ws_max_queue, config.metrics,
+                            self._metrics(loop) if config.metrics else None)
         self.sock = sock if sock is not None else self._listening_socket()
         self.server = await loop.create_server(lambda: AsgiConnection(hub, shared),
                                                sock=self.sock, ssl=self._ssl(),
                                                backlog=config.backlog)
         hub.start()
+
+    def _metrics(self, loop):
+        """The exposition of this server's figures (the hub's counters, the loop's lag)."""
+        from verb.server import metrics
+        self.lag = metrics.LoopLagProbe(loop)
+        self.lag.start()
+
+        def entries():
+            stats = self.hub.stats() if self.hub is not None else {}
+            metrics.merge_stats(stats, {"loop_lag": self.lag.histogram})
+            return [({}, stats)]
+
+        registry = metrics.new_registry(entries, workers=False)
+        return lambda: metrics.expose(registry)
 
     @property
     def address(self):
@@ -298,6 +318,8 @@ class Server:
                     loop.time() < deadline:
                 await asyncio.sleep(0.01)
             hub.shutdown()
+            if self.lag is not None:
+                self.lag.stop()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 1.0)
             self.hub = None
