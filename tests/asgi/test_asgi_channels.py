@@ -9,11 +9,8 @@ import urllib.request
 
 import pytest
 from support.asgi_servers import AsgiProcess
-
-pytest.importorskip("channels")
-pytest.importorskip("uvicorn")
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 SERVERS = ("uvicorn", "verb", "uvicorn+verb")
 

@@ -17,12 +17,8 @@ import urllib.request
 import pytest
 from allowed_differences import ALLOWED
 from support.asgi_servers import AsgiProcess
-
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
-websockets = pytest.importorskip("websockets")
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 SERVERS = ("uvicorn", "verb", "uvicorn+verb")  # the reference first
 # Response headers that carry the server's identity or the time, not behaviour.

@@ -10,10 +10,8 @@ import time
 
 import pytest
 from support.asgi_servers import AsgiProcess
-
-pytest.importorskip("uvicorn")
-from websockets.asyncio.client import connect  # noqa: E402
-from websockets.exceptions import ConnectionClosed  # noqa: E402
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 
 def exchange(port: int, request: bytes, until=b"\r\n\r\n", timeout=10.0) -> bytes:

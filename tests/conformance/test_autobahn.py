@@ -67,3 +67,17 @@ def test_verdict_per_case(case_id, behavior, close, mode, ok):
     problems = load_runner().check_case(
         case_id, {"behavior": behavior, "behaviorClose": close}, mode)
     assert (not problems) == ok, problems
+
+
+@pytest.mark.slow
+def test_autobahn_fuzzingclient_asgi(tmp_path, full_tier):
+    """The same suite against a Starlette echo endpoint under `verb asgi` (compression shared;
+    the fast spec, all 517 cases with --full): ASGI apps get the same conformance."""
+    args = [sys.executable, str(RUN), "--front", "asgi", "--mode", "shared", "--report-dir",
+            str(tmp_path)] + (["--full"] if full_tier else [])
+    timeout = 1800 if full_tier else TIMEOUT
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    print(proc.stdout)
+    if proc.returncode != 0:
+        pytest.fail(f"tests/autobahn/run.py --front asgi exited with {proc.returncode}:\n"
+                    f"{proc.stdout}\n{proc.stderr}", pytrace=False)

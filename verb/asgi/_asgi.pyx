@@ -240,6 +240,7 @@ cdef class AsgiConnectionBase(ConnectionBase):
     `verb.asgi.server.AsgiConnection`, which adds asyncio.BufferedProtocol."""
     cdef AsgiConfig config
     cdef HttpCycle cycle      # the request being answered
+    cdef AsgiWebSocket session  # the upgrade the app has not answered yet
     cdef bytes _head          # response head waiting for the first body (one write for both)
     cdef object _server_addr, _client_addr
     cdef str _scheme
@@ -258,6 +259,9 @@ cdef class AsgiConnectionBase(ConnectionBase):
         ConnectionBase.connection_lost(self, exc)
         if self.cycle is not None:
             self.cycle.lost()
+        if self.session is not None:   # gone (or timed out) before the app answered
+            self.session.closed(1006, "")
+            self.session = None
 
     def on_headers_complete(self):
         # Expect: 100-continue: the body is read before the app runs, so say continue now.
@@ -402,11 +406,13 @@ cdef class AsgiConnectionBase(ConnectionBase):
         self.mode = MODE_UPGRADING
         self.transport.pause_reading()
         session = AsgiWebSocket(self, key, headers)
+        self.session = session
         hub.loop.create_task(session.run())
 
     cdef void accept(self, AsgiWebSocket session, object subprotocol, object extra):
         """The app accepted: answer 101 and hand the transport to a ServerWebSocket."""
         cdef Hub hub = self.hub
+        self.session = None
         headers = list(hub.options.headers)
         for name, value in extra:
             headers.append((bytes(name).decode("latin-1"), bytes(value).decode("latin-1")))
@@ -423,6 +429,7 @@ cdef class AsgiConnectionBase(ConnectionBase):
     cdef void deny(self, int status, list headers, bytes body):
         """Answer the upgrade with an HTTP response instead (close before accept: 403, or
         the websocket.http.response extension), then close."""
+        self.session = None
         cdef list parts = [status_line(status)]
         cdef bint has_type = False, has_length = False
         for name, value in headers:
@@ -549,6 +556,7 @@ cdef class AsgiWebSocket:
             self.disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
             self.push(self.disconnect)
         self.state = S_CLOSED
+        self.conn = None
         self.woken()
 
     cdef void woken(self):

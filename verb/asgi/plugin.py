@@ -60,6 +60,7 @@ def _hub_for(config, server_state, app_state):
                       root_path=config.root_path, access_log=config.access_log,
                       server_header=False)  # uvicorn's own default headers are not added here
         hub = Hub(loop, ours.options(), Server._handlers(), None)
+        hub.settle_before_failing = True  # the app answers a loop iteration after a message
         hub.start()
         shared = AsgiConfig(config.loaded_app, config.root_path, app_state, False,
                             config.access_log, config.ws_max_queue)

@@ -277,6 +277,7 @@ class Server:
         await self.lifespan.startup()
         options = config.options()
         self.hub = hub = Hub(loop, options, self._handlers(), None)
+        hub.settle_before_failing = True  # the app answers a loop iteration after a message
         shared = AsgiConfig(self.app, config.root_path, config.state, config.server_header,
                             config.access_log, config.ws_max_queue, config.metrics,
                             self._metrics(loop) if config.metrics else None)

@@ -104,6 +104,9 @@ cdef class Hub:
     # Upgrades may take the plain path (_plain_upgrade_key): no upgrade handler, no path or
     # origin restriction, no proxy headers to read.
     cdef readonly bint plain_upgrades
+    # Fail a connection for a protocol error one loop iteration late, so that answers to the
+    # messages before it (from async handlers or an ASGI app) go out first.
+    cdef public bint settle_before_failing
     cdef _Handler h_open, h_message, h_close, h_error, h_drain, h_ping, h_pong, h_upgrade
     cdef _Handler h_limited
     # Rate limits: a RateLimit (every connection), a callable picking one per connection, or

@@ -52,6 +52,7 @@ cdef class Hub:
             self.h_pong = _resolve(handlers.pong)
             self.h_upgrade = _resolve(handlers.upgrade)
             self.h_limited = _resolve(handlers.limited)
+            self.settle_before_failing = self.h_message is not None and self.h_message.is_async
         self.connections = set()
         self.websockets = set()
         self.topics = {}

@@ -360,11 +360,26 @@ cdef class ServerWebSocket(FrameHandler):
         return 0
 
     cdef int on_protocol_error(self, int code, str reason) except -1:
+        if self._state == ST_OPEN and self.hub.settle_before_failing:
+            # The handlers answer the messages parsed before the error a loop iteration later
+            # (async handlers, ASGI apps): fail after that iteration, so that their answers go
+            # out before our close frame (Autobahn's "strict"). The parser has stopped.
+            if self.transport is not None:
+                self.transport.pause_reading()
+            self.hub.loop.call_soon(self._fail_settled, code, reason)
+            return 0
         if self._state == ST_OPEN:
             self._closed_by_server = True
             self._send_close(code, reason)
         self._closed_by_peer_or_error(code, reason)
         return 0
+
+    def _fail_settled(self, int code, str reason):
+        if self._state == ST_OPEN:
+            self._closed_by_server = True
+            self._send_close(code, reason)
+        if not self._close_reported:
+            self._closed_by_peer_or_error(code, reason)
 
     # -- timers ------------------------------------------------------------------------------------
 
