@@ -255,3 +255,15 @@ def test_a_real_prometheus_scrapes_what_the_test_sent(tmp_path):
             proc.terminate()
             proc.wait(timeout=20)
 
+
+
+def test_process_figures_leave_out_open_fds_and_keep_the_rest():
+    """process_open_fds lists /proc/self/fd at every scrape (milliseconds at thousands of
+    connections): verb's process collector has every other process_* figure."""
+    from verb.server.metrics import ProcessFigures
+
+    names = {sample.name for family in ProcessFigures(registry=None).collect()
+             for sample in family.samples}
+    assert names == {"process_virtual_memory_bytes", "process_resident_memory_bytes",
+                     "process_start_time_seconds", "process_cpu_seconds_total",
+                     "process_max_fds"}
