@@ -70,7 +70,7 @@ def main():
         os.execvp(sys.executable, [sys.executable, "-m", "granian", "--interface", "asgi",
                                    "--host", args.host, "--port", str(args.port), "--workers",
                                    "1", "--log-level",
-                                   "warning", "--app-dir", os.path.dirname(os.path.abspath(__file__)),
+                                   "warning",
                                    "asgi_server:app"])
     elif server == "hypercorn":
         os.execvp(sys.executable, [sys.executable, "-m", "hypercorn", "--bind",

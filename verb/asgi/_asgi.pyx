@@ -462,7 +462,9 @@ cdef class AsgiWebSocket:
     cdef object headers
     cdef int state
     cdef object queue                  # events the app has not received yet
+    cdef object loop
     cdef object waiter                 # the receive() waiting for an event, or None
+    cdef object done                   # a done future: what send() returns when it is done
     cdef object drained                # a send() waiting for the peer to read, or None
     cdef dict disconnect               # the disconnect event, once known
     cdef int max_queue
@@ -475,6 +477,8 @@ cdef class AsgiWebSocket:
         self.conn = conn
         self.key = key
         self.headers = headers
+        self.loop = conn.hub.loop
+        self.done = _ready(self.loop, None)
         self.max_queue = conn.config.ws_max_queue
         scope = conn._base_scope("websocket", "2.5")
         subprotocols = []
@@ -520,24 +524,30 @@ cdef class AsgiWebSocket:
 
     # -- receive -------------------------------------------------------------------------------
 
-    async def receive(self):
+    def receive(self):
+        """The next event, as an awaitable: a done future when one is queued (the app goes on
+        without a suspension), else the future the next push() resolves. Plain def, not a
+        coroutine: no coroutine object per message."""
         queue = self.queue
         if queue:
             event = queue.popleft()
-        elif self.disconnect is not None:
-            return self.disconnect
-        else:
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                event = await self.waiter
-            finally:
-                self.waiter = None
-        if self.reading_paused and len(queue) < self.max_queue // 2 + 1:
+            if self.reading_paused:
+                self._resume_reading()
+            return _ready(self.loop, event)
+        if self.disconnect is not None:
+            return _ready(self.loop, self.disconnect)
+        if self.reading_paused:
+            self._resume_reading()
+        waiter = self.loop.create_future()
+        self.waiter = waiter
+        return waiter
+
+    cdef void _resume_reading(self):
+        if len(self.queue) < self.max_queue // 2 + 1:
             self.reading_paused = False
             if self.ws is not None and self.ws.transport is not None and \
                     self.ws._state == ST_OPEN and not self.ws.parser.paused:
                 self.ws.transport.resume_reading()
-        return event
 
     cdef void push(self, dict event):
         waiter = self.waiter
@@ -565,7 +575,9 @@ cdef class AsgiWebSocket:
 
     # -- send ----------------------------------------------------------------------------------
 
-    async def send(self, message):
+    def send(self, message):
+        """Send an ASGI event; returns an awaitable (a done future when the event is sent, a
+        coroutine when it must wait for the peer to read). Plain def on the hot path."""
         kind = message["type"]
         cdef ServerWebSocket ws
         if self.state == S_OPEN and kind == "websocket.send":
@@ -578,18 +590,26 @@ cdef class AsgiWebSocket:
                     raise RuntimeError("websocket.send needs 'bytes' or 'text'")
             elif type(data) is not bytes:
                 data = bytes(data)
-            while ws._state == ST_OPEN and _buffered(ws) > WRITE_HIGH_WATER:
-                ws._want_drain = True    # the hub calls on_drain once the peer has read it
-                self.drained = asyncio.get_running_loop().create_future()
-                try:
-                    await self.drained
-                finally:
-                    self.drained = None
             if ws._state != ST_OPEN:
                 raise ClientDisconnected("cannot send: the WebSocket is closed")
+            if _buffered(ws) > WRITE_HIGH_WATER:
+                return self._send_when_drained(ws, data)
             ws._send_message(data, None, 0)
         else:
             self._send_other(kind, message)
+        return self.done
+
+    async def _send_when_drained(self, ServerWebSocket ws, data):
+        while ws._state == ST_OPEN and _buffered(ws) > WRITE_HIGH_WATER:
+            ws._want_drain = True    # the hub calls on_drain once the peer has read it
+            self.drained = self.loop.create_future()
+            try:
+                await self.drained
+            finally:
+                self.drained = None
+        if ws._state != ST_OPEN:
+            raise ClientDisconnected("cannot send: the WebSocket is closed")
+        ws._send_message(data, None, 0)
 
     cdef void _send_other(self, str kind, dict message):
         cdef int state = self.state
@@ -662,6 +682,13 @@ cdef class AsgiWebSocket:
             self.disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
             self.push(self.disconnect)
         self.state = S_CLOSED
+
+
+cdef object _ready(object loop, object value):
+    """A future that is already done with `value` (awaiting it does not suspend)."""
+    future = loop.create_future()
+    future.set_result(value)
+    return future
 
 
 cdef inline Py_ssize_t _buffered(ServerWebSocket ws) except -1:
