@@ -43,6 +43,24 @@ app = Starlette(routes=[Route("/json", hello), WebSocketRoute("/", echo),
                         WebSocketRoute("/{path:path}", echo)])
 
 
+async def raw_app(scope, receive, send):
+    """The same echo as a raw ASGI app (--app raw): what the server itself costs per
+    connection, without a framework's objects."""
+    if scope["type"] != "websocket":
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"message":"hello"}'})
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        await send({"type": "websocket.send", "bytes": message.get("bytes"),
+                    "text": message.get("text")})
+
+
 def main():
     import argparse
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -50,7 +68,12 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--mode", choices=("echo",), default="echo")
     parser.add_argument("--server", required=True)
+    parser.add_argument("--app", choices=("starlette", "raw"),
+                        default=os.environ.get("VERB_BENCH_ASGI_APP", "starlette"))
     args = parser.parse_args()
+    global app
+    if args.app == "raw":
+        app = raw_app
     raise_nofile()
     os.chdir(os.path.dirname(os.path.abspath(__file__)))  # where "asgi_server:app" imports from
     server = args.server
@@ -71,16 +94,16 @@ def main():
                                    "--host", args.host, "--port", str(args.port), "--workers",
                                    "1", "--log-level",
                                    "warning",
-                                   "asgi_server:app"])
+                                   "asgi_server:raw_app" if args.app == "raw" else "asgi_server:app"])
     elif server == "hypercorn":
         os.execvp(sys.executable, [sys.executable, "-m", "hypercorn", "--bind",
                                    f"{args.host}:{args.port}", "--workers", "1",
                                    "--worker-class", "uvloop", "--log-level", "warning",
-                                   "asgi_server:app"])
+                                   "asgi_server:raw_app" if args.app == "raw" else "asgi_server:app"])
     elif server == "daphne":
         os.execvp(sys.executable, [sys.executable, "-m", "daphne", "-b", args.host, "-p",
                                    str(args.port), "--websocket_timeout", "-1",
-                                   "asgi_server:app"])
+                                   "asgi_server:raw_app" if args.app == "raw" else "asgi_server:app"])
     else:
         parser.error(f"unknown server {server!r}")
 

@@ -13,7 +13,6 @@ where the spec leaves a choice, uvicorn's behaviour is followed (tests/asgi comp
 """
 
 import asyncio
-import collections
 import email.utils
 import logging
 import time
@@ -73,6 +72,8 @@ cdef class AsgiConfig:
     cdef readonly int ws_max_queue
     cdef readonly str metrics_path       # answered by verb itself (Prometheus), or None
     cdef readonly object metrics         # () -> (body, content type)
+    cdef object done                     # a done future of the server's loop (see send())
+    cdef object server_addr              # the listening address, one tuple for every scope
 
     def __init__(self, app, root_path="", state=None, server_header=True, access_log=True,
                  ws_max_queue=32, metrics_path=None, metrics=None):
@@ -92,10 +93,25 @@ cdef tuple _address(object info):
     return None
 
 
+# Lower-cased header names, shared by every scope that has them (each idle connection keeps its
+# scope: one bytes object per name instead of one per connection). Bounded: past the cap,
+# names are lower-cased per request.
+cdef dict _lower_names = {}
+cdef Py_ssize_t LOWER_NAMES_CAP = 512
+
+
 cdef list _scope_headers(list raw):
     """httptools' (name, value) pairs as ASGI wants them: names lower-cased, order and
     duplicates kept."""
-    return [(name.lower(), value) for name, value in raw]
+    cdef list headers = []
+    for name, value in raw:
+        lower = _lower_names.get(name)
+        if lower is None:
+            lower = name.lower()
+            if len(_lower_names) < LOWER_NAMES_CAP:
+                _lower_names[name] = lower
+        headers.append((lower, value))
+    return headers
 
 
 cdef class _Target:
@@ -251,7 +267,10 @@ cdef class AsgiConnectionBase(ConnectionBase):
 
     def connection_made(self, transport):
         ConnectionBase.connection_made(self, transport)
-        self._server_addr = _address(transport.get_extra_info("sockname"))
+        server_addr = _address(transport.get_extra_info("sockname"))
+        if server_addr != self.config.server_addr:
+            self.config.server_addr = server_addr
+        self._server_addr = self.config.server_addr
         self._client_addr = _address(transport.get_extra_info("peername"))
         self._scheme = "http" if transport.get_extra_info("sslcontext") is None else "https"
 
@@ -461,7 +480,8 @@ cdef class AsgiWebSocket:
     cdef str key
     cdef object headers
     cdef int state
-    cdef object queue                  # events the app has not received yet
+    cdef list queue                    # events the app has not received yet (None: none; at
+                                       # most max_queue, so a list's pop(0) is cheap enough)
     cdef object loop
     cdef object waiter                 # the receive() waiting for an event, or None
     cdef object done                   # a done future: what send() returns when it is done
@@ -478,7 +498,9 @@ cdef class AsgiWebSocket:
         self.key = key
         self.headers = headers
         self.loop = conn.hub.loop
-        self.done = _ready(self.loop, None)
+        if conn.config.done is None:
+            conn.config.done = _ready(self.loop, None)
+        self.done = conn.config.done
         self.max_queue = conn.config.ws_max_queue
         scope = conn._base_scope("websocket", "2.5")
         subprotocols = []
@@ -487,7 +509,7 @@ cdef class AsgiWebSocket:
         scope["subprotocols"] = subprotocols
         scope["extensions"] = {"websocket.http.response": {}}
         self.scope = scope
-        self.queue = collections.deque([{"type": "websocket.connect"}])
+        self.queue = [{"type": "websocket.connect"}]
 
     async def run(self):
         try:
@@ -530,7 +552,9 @@ cdef class AsgiWebSocket:
         coroutine: no coroutine object per message."""
         queue = self.queue
         if queue:
-            event = queue.popleft()
+            event = queue.pop(0)
+            if not queue:
+                self.queue = None            # an idle connection keeps no list
             if self.reading_paused:
                 self._resume_reading()
             return _ready(self.loop, event)
@@ -543,7 +567,7 @@ cdef class AsgiWebSocket:
         return waiter
 
     cdef void _resume_reading(self):
-        if len(self.queue) < self.max_queue // 2 + 1:
+        if self.queue is None or len(self.queue) < self.max_queue // 2 + 1:
             self.reading_paused = False
             if self.ws is not None and self.ws.transport is not None and \
                     self.ws._state == ST_OPEN and not self.ws.parser.paused:
@@ -555,7 +579,10 @@ cdef class AsgiWebSocket:
             self.waiter = None
             waiter.set_result(event)
             return
-        self.queue.append(event)
+        if self.queue is None:
+            self.queue = [event]
+        else:
+            self.queue.append(event)
         if len(self.queue) >= self.max_queue and not self.reading_paused and \
                 self.ws is not None and self.ws.transport is not None:
             self.reading_paused = True
@@ -567,6 +594,7 @@ cdef class AsgiWebSocket:
             self.push(self.disconnect)
         self.state = S_CLOSED
         self.conn = None
+        self.headers = self.key = None
         self.woken()
 
     cdef void woken(self):
@@ -658,6 +686,8 @@ cdef class AsgiWebSocket:
         self.conn = None
         conn.transport.resume_reading()
         conn.accept(self, subprotocol, message.get("headers", ()))
+        self.headers = self.key = None       # the handshake is over: an idle connection keeps
+                                             # only its scope
         if self.ws is None:          # the transport went while answering
             self.closed(1006, "")
         elif conn.config.access_log:
