@@ -44,6 +44,10 @@ fi
 if [ $for_tests = 1 ] && ! command -v prometheus >/dev/null 2>&1 && [ ! -x /usr/bin/prometheus ]; then
     need+=(prometheus)
 fi
+# wrk, the HTTP load generator of benchmarks/test_asgi_http_bench.py (CI smoke-runs benchmarks/).
+if [ $for_tests = 1 ] && ! command -v wrk >/dev/null 2>&1; then
+    need+=(wrk)
+fi
 # Node.js and npm for the interop peers in tests/interop (Node's `ws`).
 if [ $for_tests = 1 ] && ! command -v npm >/dev/null 2>&1; then
     need+=(nodejs npm)
