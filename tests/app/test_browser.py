@@ -16,15 +16,8 @@ import os
 from pathlib import Path
 
 import pytest
+from support.browser import browser_context, playwright_api
 from support.example_loader import ExampleLoader
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-TIMEOUT_MS = 10_000
-
 
 @pytest.fixture
 def chat_app(monkeypatch):
@@ -32,17 +25,6 @@ def chat_app(monkeypatch):
     loader = ExampleLoader()
     yield loader.load("chat").app
     loader.close()
-
-
-def browser_context(playwright, profile_dir):
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} not found: run scripts/bootstrap.sh, which installs Debian's "
-                    "chromium package (apt-get install chromium)", pytrace=False)
-    context = playwright.chromium.launch_persistent_context(
-        str(profile_dir), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-        viewport={"width": 640, "height": 560})
-    context.set_default_timeout(TIMEOUT_MS)
-    return context
 
 
 def join(page, url, username):
@@ -54,10 +36,7 @@ def join(page, url, username):
 
 @pytest.mark.slow  # ~6 s: run by README's test command, not once more per wheel
 def test_two_browser_pages_chat_through_the_server(chat_app, tmp_path):
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:
-        pytest.fail("playwright is not installed: pip install -e '.[test,browser]'", pytrace=False)
+    sync_playwright, expect = playwright_api()
     shots = Path(os.environ.get("VERB_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
 
