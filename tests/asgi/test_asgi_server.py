@@ -164,3 +164,22 @@ def test_metrics_path_is_answered_by_verb_with_the_hub_figures(tmp_path):
         # Every other path still reaches the app.
         assert exchange(server.port, b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n",
                         until=b"hello").endswith(b"GET /other 0 hello")
+
+
+def test_workers_share_the_port_and_stop_together(tmp_path):
+    """--workers 2: connections reach both processes (SO_REUSEPORT); SIGTERM stops them all."""
+    from support.cluster import alive, children
+    server = AsgiProcess("verb", "apps.raw_app:app", tmp_path, ["--workers", "2"]).wait_ready()
+    try:
+        pids = set()
+        deadline = time.monotonic() + 20
+        while len(pids) < 2 and time.monotonic() < deadline:
+            reply = exchange(server.port, b"GET /pid HTTP/1.1\r\nHost: x\r\n"
+                             b"Connection: close\r\n\r\n", until=b"\r\n\r\n!")
+            if reply.startswith(b"HTTP/1.1 200 "):
+                pids.add(int(reply.partition(b"\r\n\r\n")[2]))
+        workers = children(server.proc.pid)
+        assert len(pids) == 2 and pids <= workers, (pids, workers, server.log())
+    finally:
+        server.stop()
+    assert not any(alive(pid) for pid in pids)

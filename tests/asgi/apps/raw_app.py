@@ -1,6 +1,8 @@
 """A raw ASGI app (no framework): lifespan, HTTP echo of the body, WebSocket echo; what the
 differential suite and the engine tests drive."""
 
+import os
+
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
@@ -19,6 +21,10 @@ async def app(scope, receive, send):
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
+        if scope["path"] == "/pid":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": str(os.getpid()).encode()})
+            return
         if scope["path"] == "/chunks":
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"text/plain")]})
