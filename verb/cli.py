@@ -54,7 +54,8 @@ def main(argv=None) -> int:
                              choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     if args.command == "asgi":
-        return asgi_cli.main(args, asgi)
+        argv = sys.argv[1:] if argv is None else list(argv)
+        return asgi_cli.main(args, asgi, argv[argv.index("asgi") + 1:])
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if args.port is not None:
         os.environ["VERB_PORT"] = str(args.port)

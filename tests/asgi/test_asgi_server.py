@@ -4,6 +4,7 @@ input, each beside uvicorn where uvicorn defines the behaviour."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import time
@@ -183,3 +184,52 @@ def test_workers_share_the_port_and_stop_together(tmp_path):
     finally:
         server.stop()
     assert not any(alive(pid) for pid in pids)
+
+
+def test_reload_restarts_the_server_when_the_app_changes(tmp_path):
+    import subprocess
+    import sys
+
+    from support.cluster import alive, children, free_port, stop_process_tree
+
+    source = '''async def app(scope, receive, send):
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"%s"})
+'''
+    module = tmp_path / "reloadme.py"
+    module.write_text(source % "v1")
+    port = free_port()
+    log = open(tmp_path / "reload.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "verb", "asgi", "reloadme:app", "--reload",
+                             "--app-dir", str(tmp_path), "--port", str(port), "--lifespan",
+                             "off"], stdout=log, stderr=subprocess.STDOUT)
+
+    def body():
+        try:
+            reply = exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                             until=b"\r\n\r\nv", timeout=2)
+        except OSError:
+            return None
+        return reply.partition(b"\r\n\r\n")[2] or None
+
+    def wait_for(expected):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if body() == expected:
+                return True
+            time.sleep(0.1)
+        return False
+
+    try:
+        assert wait_for(b"v1"), (tmp_path / "reload.log").read_text()
+        first = children(proc.pid)
+        module.write_text(source % "v2")
+        later = module.stat().st_mtime + 5   # a new mtime, even on coarse file systems
+        os.utime(module, (later, later))
+        assert wait_for(b"v2"), (tmp_path / "reload.log").read_text()
+        assert children(proc.pid).isdisjoint(first)   # a new server process
+    finally:
+        stop_process_tree(proc)
+        log.close()
+    assert proc.returncode == 0 and not any(alive(pid) for pid in first)

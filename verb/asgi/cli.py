@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 
 from verb.asgi.server import Config, run
 
@@ -77,7 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--factory", action="store_true", help="APP is a factory: call it for the app")
     add("--app-dir", default=defaults.app_dir, help="directory to import the app from")
     add("--reload", action="store_true",
-        help="not supported yet: use uvicorn --reload while developing")
+        help="restart the server when a .py file under the app directory changes (development)")
+    add("--reload-dir", action="append", default=None, metavar="DIR",
+        help="directory to watch with --reload (repeatable; default: --app-dir)")
     verb = parser.add_argument_group("verb's own options")
     verb.add_argument("--ws-compression", choices=["shared", "dedicated"],
                       default=defaults.ws_compression,
@@ -99,9 +102,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "(per process with --workers)")
 
 
-def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def main(args: argparse.Namespace, parser: argparse.ArgumentParser, argv=None) -> int:
     if args.reload:
-        parser.error("--reload is not supported yet; use uvicorn --reload while developing")
+        if args.workers and args.workers > 1:
+            parser.error("--reload and --workers cannot be combined")
+        from verb.asgi import reload
+        rest = [a for a in (argv if argv is not None else sys.argv[2:])
+                if a != "--reload"]
+        return reload.run(rest, args.reload_dir or [args.app_dir or "."])
     level = "DEBUG" if args.log_level == "trace" else args.log_level.upper()
     logging.basicConfig(level=level, format="%(levelname)s:     %(message)s")
     options = {name: getattr(args, name) for name in (
