@@ -11,7 +11,7 @@ import pytest
 import verb
 
 COMPILED_MODULES = ["verb.core._mask", "verb.core._utf8", "verb.core._frame", "verb.core._deflate",
-                    "verb.server._server", "verb.client._client"]
+                    "verb.server._server", "verb.client._client", "verb.asgi._asgi"]
 # Each layer's package and the files it must ship beside its modules: the .pxd contracts and
 # C kernels (to cimport verb from Cython), the .pxi parts and the .pyi stubs.
 LAYER_FILES = {
@@ -24,6 +24,7 @@ LAYER_FILES = {
     "verb.app": [],
     "verb.client": ["_client.pyi"],
     "verb.cluster": [],
+    "verb.asgi": ["_asgi.pyi"],
 }
 
 
