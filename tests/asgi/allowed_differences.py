@@ -35,6 +35,11 @@ def _spec_25(seen: dict) -> dict:
     return seen
 
 
+def _root_path_spec(seen: dict) -> dict:
+    _spec_25(seen["ws"])
+    return seen
+
+
 ALLOWED = {
     "ws raise after accept": Allowed(
         "an app exception after accept closes with 1011 (internal error, RFC 6455 7.4.1) "
@@ -42,6 +47,8 @@ ALLOWED = {
     "ws bad version": Allowed(
         "an unsupported Sec-WebSocket-Version gets 426 with Sec-WebSocket-Version: 13 "
         "(RFC 6455 4.4) instead of 400 without it", _version_426),
+    "root path": Allowed("the same spec_version difference, in the WebSocket scope",
+                         _root_path_spec),
     "ws scope": Allowed(
         'the scope\'s asgi.spec_version is "2.5" (verb implements the websocket.http.response '
         'extension and the 2.5 reason on disconnect) instead of "2.4"', _spec_25),

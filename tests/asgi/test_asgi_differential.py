@@ -143,6 +143,48 @@ def test_http_scope(servers):
     compare("http scope", observe_all(servers, scope_of))
 
 
+def test_http_scope_behind_a_proxy(servers):
+    """X-Forwarded-For/-Proto from a trusted address (127.0.0.1, the default) rewrite the
+    scope's client and scheme."""
+    def scope_of(server):
+        seen = http(server, "GET", "/scope", None,
+                    {"X-Forwarded-For": "203.0.113.7, 198.51.100.2",
+                     "X-Forwarded-Proto": "https"})
+        scope = json.loads(seen["body"])
+        return {"client_host": scope["client_host"], "scheme": scope["scheme"]}
+    observed = observe_all(servers, scope_of)
+    assert observed["uvicorn"] == {"client_host": "198.51.100.2", "scheme": "https"}
+    compare("http proxy scope", observed)
+
+
+@pytest.fixture(scope="module")
+def rooted(tmp_path_factory):
+    """Both servers with --root-path /api."""
+    started = {}
+    try:
+        for name in ("uvicorn", "verb"):
+            started[name] = AsgiProcess(name, "apps.fastapi_app:app",
+                                        tmp_path_factory.mktemp(name + "-root"),
+                                        ["--root-path", "/api"]).wait_ready()
+        yield started
+    finally:
+        for server in started.values():
+            server.stop()
+
+
+def test_root_path_is_prepended_to_the_path(rooted):
+    def observe(server):
+        seen = http(server, "GET", "/scope", None)
+        ws = asyncio.run(websocket_session(server, "/ws/scope", [], None, 1, False))
+        return {"status": seen["status"], "scope": json.loads(seen["body"]) if
+                seen["status"] == 200 else seen["body"], "ws": ws}
+    observed = observe_all(rooted, observe)
+    for side in observed.values():
+        if isinstance(side["scope"], dict):
+            side["scope"]["headers"] = [h for h in side["scope"]["headers"] if h[0] != "host"]
+    compare("root path", observed, ours=("verb",))
+
+
 def test_http_pipelined_keep_alive(servers):
     """Three requests in one write: three responses, in order, on one connection."""
     def pipelined(server):
