@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 from allowed_differences import ALLOWED
-from support.asgi_servers import AsgiProcess
+from support.asgi_servers import AsgiProcess, exchange
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -252,16 +252,9 @@ def test_websocket_send_after_close_raises_oserror(servers):
 
 def test_bad_websocket_version(servers):
     def observe(server):
-        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-            sock.sendall(b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                         b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                         b"Sec-WebSocket-Version: 8\r\n\r\n")
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                head += chunk
+        head = exchange(server.port, b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                        b"Sec-WebSocket-Version: 8\r\n\r\n")
         lines = head.split(b"\r\n\r\n")[0].decode().split("\r\n")
         headers = dict(line.split(": ", 1) for line in lines[1:])
         return {"status": int(lines[0].split()[1]),

@@ -10,23 +10,9 @@ import socket
 import time
 
 import pytest
-from support.asgi_servers import AsgiProcess
+from support.asgi_servers import AsgiProcess, exchange
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
-
-
-def exchange(port: int, request: bytes, until=b"\r\n\r\n", timeout=10.0) -> bytes:
-    """Send raw bytes, read until `until` is seen in the reply or the server closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(request)
-        data = b""
-        deadline = time.monotonic() + timeout
-        while until not in data and time.monotonic() < deadline:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        return data
 
 
 @pytest.mark.parametrize("name", ["uvicorn", "verb"])
