@@ -33,7 +33,7 @@ SERVERS = {
 
 # The uvicorn the differential suite was validated against (its behaviour is the reference,
 # and older releases differ: root_path in WebSocket scopes, spec_version, duplicate headers in
-# denial responses). It needs Python 3.10; on 3.9 the test extra leaves it out.
+# denial responses). It needs Python 3.11; on 3.9 and 3.10 the test extra leaves it out.
 REFERENCE_UVICORN = (0, 55)
 
 
@@ -42,7 +42,7 @@ def reference_uvicorn_missing() -> str | None:
     try:
         import uvicorn
     except ImportError:
-        return "uvicorn is not installed (the test extra installs it from Python 3.10 on)"
+        return "uvicorn is not installed (the test extra installs it from Python 3.11 on)"
     version = tuple(int(part) for part in uvicorn.__version__.split(".")[:2])
     if version < REFERENCE_UVICORN:
         return (f"uvicorn {uvicorn.__version__} is older than the reference "
@@ -53,7 +53,7 @@ def reference_uvicorn_missing() -> str | None:
 class AsgiProcess:
     """One server (`name` in SERVERS) serving `target` from tests/asgi, output in a file.
     A uvicorn-based server skips the test where the reference uvicorn is not available
-    (Python 3.9), with the reason."""
+    (Python 3.9 and 3.10), with the reason."""
 
     def __init__(self, name: str, target: str, log_dir: Path, extra=(), env=None):
         if name.startswith("uvicorn"):
