@@ -175,7 +175,7 @@ def rooted(tmp_path_factory):
 def test_root_path_is_prepended_to_the_path(rooted):
     def observe(server):
         seen = http(server, "GET", "/scope", None)
-        ws = asyncio.run(websocket_session(server, "/ws/scope", [], None, 1, False))
+        ws = asyncio.run(websocket_session(server, "/ws/scope", [], None, 5, False))
         return {"status": seen["status"], "scope": json.loads(seen["body"]) if
                 seen["status"] == 200 else seen["body"], "ws": ws}
     observed = observe_all(rooted, observe)
