@@ -166,6 +166,7 @@ def test_verb_run_serves_basic_echo_and_stops_on_sigint(tmp_path):
             process.kill()
             process.wait(timeout=TIMEOUT)
         reader.join(timeout=TIMEOUT)
+        process.stdout.close()
     assert not any("Traceback" in line for line in seen), "".join(seen)
 
 

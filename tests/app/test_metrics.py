@@ -162,6 +162,7 @@ def test_the_metrics_route_is_an_ordinary_route_middleware_can_guard():
     with app.run_in_thread() as server:
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(server.url + "/metrics", timeout=5)
+        info.value.close()  # an HTTPError holds the response's socket
         assert info.value.code == 401
         request = urllib.request.Request(server.url + "/metrics",
                                          headers={"Authorization": "Bearer s3cret"})
@@ -224,6 +225,7 @@ def test_a_real_prometheus_scrapes_what_the_test_sent(tmp_path):
         run(known_load(server.ws_url, messages=123, refused=False))
         wait_until(lambda: app.stats()["websockets"] == 0)
         port = free_port()
+        prometheus_log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - closed below
         (tmp_path / "prometheus.yml").write_text(
             "global:\n  scrape_interval: 1s\n"
             "scrape_configs:\n  - job_name: verb\n    metrics_path: /metrics\n"
@@ -232,7 +234,7 @@ def test_a_real_prometheus_scrapes_what_the_test_sent(tmp_path):
             [prometheus_binary(), f"--config.file={tmp_path / 'prometheus.yml'}",
              f"--storage.tsdb.path={tmp_path / 'data'}",
              f"--web.listen-address=127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "wb"))
+            stdout=subprocess.DEVNULL, stderr=prometheus_log)
         try:
             def query(expression):
                 url = (f"http://127.0.0.1:{port}/api/v1/query?"
@@ -240,6 +242,9 @@ def test_a_real_prometheus_scrapes_what_the_test_sent(tmp_path):
                 try:
                     with urllib.request.urlopen(url, timeout=5) as response:
                         result = json.loads(response.read())["data"]["result"]
+                except urllib.error.HTTPError as exc:   # Prometheus still starting
+                    exc.close()                        # (it holds the response's socket)
+                    return None
                 except OSError:
                     return None
                 return float(result[0]["value"][1]) if result else None
@@ -254,6 +259,7 @@ def test_a_real_prometheus_scrapes_what_the_test_sent(tmp_path):
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+            prometheus_log.close()
 
 
 
